@@ -1,0 +1,1 @@
+"""GPU micro-benchmarks (scripts that print and save numbers; never timed tests)."""

@@ -1,0 +1,208 @@
+"""Dropout variants as autograd functions behind one entry point, :func:`dropout`.
+
+Variants (``VARIANTS``):
+
+- ``standard``: torch's own ``F.dropout`` (the baseline: a 1-byte bool mask on CUDA, a noise
+  tensor of the input's dtype on CPU).
+- ``packed_exact``: the mask drawn exactly as torch draws it, kept as bits. Outputs and
+  gradients are bit-identical to ``nn.Dropout`` under the same seed (CUDA: ``native_dropout`` and
+  ``native_dropout_backward``; CPU: torch's ``bernoulli_`` noise and multiply).
+- ``packed``: on CUDA one fused Triton kernel per pass (:mod:`pmexp.dropout.kernels`), Philox
+  randoms, mask kept as bits; statistically, not bitwise, equal to torch. Elsewhere (and for
+  dtypes the kernel does not take) it is ``packed_exact``.
+- ``seeded``: keeps no mask, only how to draw it again. CUDA: a 1-element seed for the fused
+  kernel. CPU: a snapshot of the default generator's state, so the mask, output and gradient
+  are bit-identical to ``nn.Dropout``.
+
+Randomness always comes from torch's default generators, so activation checkpointing (which
+restores them) recomputes the same mask. Edge cases follow torch: in eval mode, at ``p == 0``
+and for empty tensors the input is returned as is; at ``p == 1`` torch's own dropout gives zeros.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pmexp.masks import pack_bits, unpack_bits
+
+__all__ = ["VARIANTS", "dropout", "check_p", "check_variant"]
+
+VARIANTS = ("standard", "packed_exact", "packed", "seeded")
+
+
+_KERNELS = None
+
+
+def _kernels():
+    """The Triton kernels module, imported on first use (so CPU-only users never import triton)."""
+    global _KERNELS
+    if _KERNELS is None:
+        from pmexp.dropout import kernels
+
+        _KERNELS = kernels
+    return _KERNELS
+
+
+if torch.cuda.is_available():  # import before any torch.compile trace needs it
+    try:
+        _kernels()
+    except ImportError:  # no triton: CUDA tensors use packed_exact
+        pass
+
+
+def _fused_forward(x: torch.Tensor, seed: torch.Tensor, p: float, store_bits: bool):
+    """The fused kernel: a direct launch in eager mode, the registered custom op when traced."""
+    if torch.compiler.is_compiling():
+        return torch.ops.pmexp.fused_dropout(x, seed, p, store_bits)
+    return _kernels().forward(x, seed, p, store_bits)
+
+
+def _bits_backward(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torch.Tensor:
+    if torch.compiler.is_compiling():
+        return torch.ops.pmexp.bits_dropout_backward(grad, bits, p)
+    return _kernels().backward(grad, bits, p)
+
+
+def check_p(p: float) -> float:
+    """Return ``p`` as a float, or raise ``ValueError`` naming it (NaN is rejected too)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
+    return float(p)
+
+
+def check_variant(variant: str) -> str:
+    """Return ``variant``, or raise ``ValueError`` listing the valid ones."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown dropout variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return variant
+
+
+def _cpu_noise_value(p: float, dtype: torch.dtype) -> torch.Tensor:
+    """The kept-element value of torch's CPU noise, ``1 / (1 - p)`` rounded as torch rounds it."""
+    return torch.ones((), dtype=dtype).div_(1 - p)
+
+
+def _cpu_noise(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Exactly torch's CPU dropout noise: ``empty_like(x).bernoulli_(1 - p).div_(1 - p)``."""
+    return torch.empty_like(x).bernoulli_(1 - p, generator=generator).div_(1 - p)
+
+
+class _PackedExact(torch.autograd.Function):
+    """Torch's own mask, saved as bits."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        ctx.p, ctx.shape, ctx.dtype = p, x.shape, x.dtype
+        if x.device.type == "cpu":
+            noise = _cpu_noise(x, p)
+            y = x * noise
+            mask = noise.ne(0)
+        else:
+            y, mask = torch.ops.aten.native_dropout(x, p, True)
+        ctx.save_for_backward(pack_bits(mask))
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (bits,) = ctx.saved_tensors
+        mask = unpack_bits(bits, ctx.shape)
+        if grad.device.type == "cpu":
+            noise = mask.to(ctx.dtype).mul_(_cpu_noise_value(ctx.p, ctx.dtype))
+            return grad * noise, None
+        return torch.ops.aten.native_dropout_backward(grad, mask, 1.0 / (1.0 - ctx.p)), None
+
+
+class _FusedPacked(torch.autograd.Function):
+    """Fused Triton kernel; mask saved as bits (CUDA)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
+        y, bits = _fused_forward(x, seed, p, True)
+        ctx.p = p
+        ctx.save_for_backward(bits)
+        return y.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (bits,) = ctx.saved_tensors
+        return _bits_backward(grad, bits, ctx.p).view(grad.shape), None
+
+
+class _SeededCuda(torch.autograd.Function):
+    """Fused Triton kernel; saves only the 8-byte seed and draws the mask again in backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
+        y, _ = _fused_forward(x, seed, p, False)
+        ctx.p = p
+        ctx.save_for_backward(seed)
+        return y.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (seed,) = ctx.saved_tensors
+        dx, _ = _fused_forward(grad, seed, ctx.p, False)
+        return dx.view(grad.shape), None
+
+
+class _SeededCpu(torch.autograd.Function):
+    """CPU: snapshot the default generator (its seed and position), draw torch's noise, and
+    draw it again from the snapshot in backward. Bit-identical to ``nn.Dropout``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        ctx.rng_state = torch.get_rng_state()
+        ctx.p = p
+        return x * _cpu_noise(x, p)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        generator = torch.Generator()
+        generator.set_state(ctx.rng_state)
+        return grad * _cpu_noise(grad, ctx.p, generator), None
+
+
+def _uses_kernel(x: torch.Tensor) -> bool:
+    if not x.is_cuda:
+        return False
+    try:
+        return x.dtype in _kernels().KERNEL_DTYPES
+    except ImportError:
+        return False
+
+
+def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str = "packed") -> torch.Tensor:
+    """Dropout whose mask is kept in 1 bit per element (or not at all, for ``seeded``).
+
+    Args:
+        x: input of any shape and floating dtype.
+        p: probability of an element being zeroed. Default: 0.5.
+        training: apply dropout if True, else return ``x``. Default: True.
+        variant: one of ``VARIANTS``. Default: ``"packed"``.
+
+    Returns:
+        A tensor of ``x``'s shape and dtype.
+
+    Raises:
+        ValueError: for ``p`` outside [0, 1] or an unknown variant.
+    """
+    p = check_p(p)
+    check_variant(variant)
+    if variant == "standard":
+        return F.dropout(x, p, training)
+    if not training or p == 0.0 or x.numel() == 0:
+        return x
+    if p == 1.0 or not x.is_floating_point():
+        return F.dropout(x, p, training)  # torch's zeros (no mask kept) and its dtype errors
+    if variant == "packed" and _uses_kernel(x):
+        return _FusedPacked.apply(x, p)
+    if variant == "seeded":
+        if x.device.type == "cpu":
+            return _SeededCpu.apply(x, p)
+        if _uses_kernel(x):
+            return _SeededCuda.apply(x, p)
+        raise NotImplementedError(f"variant 'seeded' has no implementation for {x.device.type} tensors")
+    return _PackedExact.apply(x, p)

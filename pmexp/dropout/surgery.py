@@ -1,0 +1,210 @@
+"""Model surgery: route a model's dropout through a PM-Drop variant.
+
+Two kinds of dropout live in a transformer:
+
+- ``hidden``: ``nn.Dropout`` modules (embeddings, after attention and FFN, classifier). Each is
+  swapped for a :class:`PackedDropout` with the same ``p``.
+- ``attention``: in transformers 5 the attention-probability dropout is a call to
+  ``nn.functional.dropout`` inside the model's attention function; the attention module's
+  ``nn.Dropout`` is only read for ``.p``. We register an attention function (and its mask
+  function, without which the padding mask silently arrives as None) under ``pmexp_<variant>``
+  with transformers' ``AttentionInterface`` / ``AttentionMaskInterface`` and switch the model to
+  it. The function runs the model's own ``eager_attention_forward`` while a narrow
+  ``TorchFunctionMode`` turns its ``F.dropout`` into the variant, so the math stays the
+  model's own and ``packed_exact`` stays bit-identical.
+
+Only eager attention is routed. SDPA keeps its dropout inside the op: its fused CUDA kernels
+keep no mask (Philox replay); its math fallback keeps a bool mask, which
+:func:`pmexp.masks.packed_saved_masks` can pack. Models whose attention calls ``F.dropout``
+outside the attention interface (Longformer) are reported as not covered.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from pmexp.dropout.functional import check_variant, dropout
+from pmexp.dropout.module import PackedDropout
+
+__all__ = ["TARGETS", "apply", "SurgeryReport", "PMDropSurgeryWarning", "attention_name"]
+
+log = logging.getLogger(__name__)
+TARGETS = ("hidden", "attention")
+_PREFIX = "pmexp_"
+
+
+class PMDropSurgeryWarning(UserWarning):
+    """Surgery matched nothing: the model's dropout is unchanged."""
+
+
+@dataclass
+class SurgeryReport:
+    """What :func:`apply` changed."""
+
+    variant: str
+    targets: tuple[str, ...]
+    modules: list[str] = field(default_factory=list)
+    attention_implementation: str | None = None
+    attention_covered: bool = False
+    attention_reason: str = ""
+
+    @property
+    def replaced(self) -> int:
+        return len(self.modules)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "targets": list(self.targets), "replaced": self.replaced}
+
+    def __str__(self) -> str:
+        covered = "covered" if self.attention_covered else "not covered"
+        return (f"pmexp surgery ({self.variant}): {self.replaced} dropout modules replaced; "
+                f"attention dropout {covered}: {self.attention_reason}")
+
+
+def attention_name(variant: str) -> str:
+    """The name under which a variant's attention function is registered."""
+    return _PREFIX + variant
+
+
+class _RouteDropout(TorchFunctionMode):
+    """Turns ``F.dropout`` calls into a variant; every other op passes through."""
+
+    def __init__(self, variant: str) -> None:
+        super().__init__()
+        self.variant = variant
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.dropout:
+            return _routed(self.variant, *args, **kwargs)
+        return func(*args, **kwargs)
+
+
+def _routed(variant: str, input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    return dropout(input, p, training, variant)
+
+
+def _eager_attention_of(module: nn.Module) -> Callable | None:
+    """The ``eager_attention_forward`` of the file that defines ``module``'s class."""
+    return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
+
+
+def _make_attention_function(variant: str) -> Callable:
+    def attention(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
+        eager = _eager_attention_of(module)
+        if eager is None:
+            raise RuntimeError(
+                f"pmexp attention: {type(module).__module__} defines no eager_attention_forward; "
+                "use targets=('hidden',) for this model"
+            )
+        if not dropout:
+            return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
+        with _RouteDropout(variant):
+            return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
+
+    attention.__name__ = f"{attention_name(variant)}_attention"
+    return attention
+
+
+def _register_attention(variant: str) -> str:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    name = attention_name(variant)
+    AttentionInterface.register(name, _make_attention_function(variant))
+    AttentionMaskInterface.register(name, eager_mask)
+    return name
+
+
+def _route_attention(model: nn.Module, variant: str) -> tuple[str | None, bool, str]:
+    """Switch a transformers model's attention to the variant: (implementation, covered, why)."""
+    config = getattr(model, "config", None)
+    current = getattr(config, "_attn_implementation", None)
+    if config is None or not hasattr(model, "set_attn_implementation"):
+        return None, False, "not a transformers model: only nn.Dropout modules are replaced"
+    if _eager_attention_of(model) is None or not model._can_set_attn_implementation():
+        return current, False, (
+            f"{type(model).__name__} does not use transformers' AttentionInterface (its attention "
+            "calls F.dropout directly); attention dropout stays torch's"
+        )
+    if current != "eager" and not str(current).startswith(_PREFIX):
+        return current, False, (
+            f"attention runs in {current!r}, which applies its own dropout (fused SDPA kernels keep "
+            "no mask; the math fallback keeps a bool mask: see pmexp.masks.packed_saved_masks); "
+            "build the model with attn_implementation='eager' to route it through PM-Drop"
+        )
+    if variant == "standard":
+        model.set_attn_implementation("eager")
+        return "eager", False, "standard: the model's own eager attention and torch's dropout"
+    name = _register_attention(variant)
+    model.set_attn_implementation(name)
+    return name, True, f"eager attention routed through {name}"
+
+
+def _replace_dropout_modules(model: nn.Module, variant: str) -> list[str]:
+    replaced: dict[int, nn.Module] = {}
+    names = []
+    for name, module in list(model.named_modules(remove_duplicate=False)):
+        if isinstance(module, PackedDropout):
+            module.variant = variant
+            names.append(name)
+            continue
+        if not isinstance(module, nn.Dropout) or not name:
+            continue
+        if id(module) not in replaced:
+            new = PackedDropout(module.p, variant, module.inplace)
+            new.train(module.training)
+            replaced[id(module)] = new
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), attr, replaced[id(module)])
+        names.append(name)
+    return names
+
+
+def apply(model: nn.Module, variant: str, targets: Sequence[str] = TARGETS) -> SurgeryReport:
+    """Route ``model``'s dropout through ``variant``, in place.
+
+    Args:
+        model: any ``nn.Module``; transformers models also get their attention dropout routed.
+        variant: one of :data:`pmexp.dropout.VARIANTS` (``standard`` leaves torch's dropout).
+        targets: ``"hidden"`` (``nn.Dropout`` modules) and/or ``"attention"``.
+
+    Returns:
+        A :class:`SurgeryReport`: modules replaced, whether attention dropout is covered, why.
+
+    Raises:
+        ValueError: unknown variant or target.
+        TypeError: a DDP/DataParallel wrapper (apply to ``.module``, then wrap again).
+    """
+    check_variant(variant)
+    targets = tuple(targets)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise ValueError(f"targets must be a non-empty subset of {TARGETS}, got {targets!r}")
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        raise TypeError("apply() got a DDP/DataParallel wrapper: call apply(model.module, ...), then wrap again")
+
+    report = SurgeryReport(variant, targets)
+    if "hidden" in targets:
+        report.modules = _replace_dropout_modules(model, variant)
+    if "attention" in targets:
+        impl, covered, why = _route_attention(model, variant)
+        report.attention_implementation, report.attention_covered, report.attention_reason = impl, covered, why
+    else:
+        report.attention_implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+        report.attention_reason = "not targeted"
+    if variant != "standard" and not report.modules and not report.attention_covered:
+        warnings.warn(f"pmexp.dropout.apply matched nothing in {type(model).__name__}: {report}",
+                      PMDropSurgeryWarning, stacklevel=2)
+    else:
+        log.info("%s", report)
+    return report

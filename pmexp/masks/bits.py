@@ -1,0 +1,118 @@
+"""Pack a bool mask into 1 bit per element and back.
+
+Layout: element ``8k + i`` of the flattened (row-major) mask is bit ``i`` of byte ``k``
+(little-endian bit order). The last byte's unused high bits are zero.
+On CUDA the work runs in Triton kernels (:mod:`pmexp.masks.triton_bits`) when triton is
+importable; everywhere else a pure torch path is used. Both give identical bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import torch
+
+__all__ = ["pack_bits", "unpack_bits", "packed_numel", "pack_bits_torch", "unpack_bits_torch"]
+
+# 8 bytes (one per mask element, each 0 or 1) read as a little-endian int64 times this
+# constant puts bit i of the packed byte at bit 56 + i: the classic "gather LSBs" multiply.
+_GATHER = 0x0102040810204080
+_SHIFTS_CACHE: dict[torch.device, torch.Tensor] = {}
+
+
+def packed_numel(numel: int) -> int:
+    """Number of bytes that hold ``numel`` mask bits: ``ceil(numel / 8)``."""
+    return (numel + 7) // 8
+
+
+def _shifts(device: torch.device) -> torch.Tensor:
+    if device not in _SHIFTS_CACHE:
+        _SHIFTS_CACHE[device] = torch.arange(8, dtype=torch.uint8, device=device)
+    return _SHIFTS_CACHE[device]
+
+
+@functools.cache
+def _triton_bits():
+    """The Triton module, or None where triton is not importable."""
+    try:
+        from pmexp.masks import triton_bits
+    except ImportError:  # pragma: no cover - depends on the machine
+        return None
+    return triton_bits
+
+
+def _use_triton(t: torch.Tensor) -> bool:
+    return t.is_cuda and not torch.compiler.is_compiling() and _triton_bits() is not None
+
+
+def _check_endianness() -> None:
+    if sys.byteorder != "little":  # pragma: no cover - no big-endian torch build in use
+        raise RuntimeError("pmexp.masks packs bits through little-endian int64 views")
+
+
+def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
+    """Torch implementation of :func:`pack_bits` (any device)."""
+    _check_endianness()
+    flat = mask.reshape(-1)
+    n = flat.numel()
+    pad = (-n) % 8  # whole int64 words of 8 elements each
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    words = flat.contiguous().view(torch.uint8).view(torch.int64)
+    packed = ((words * _GATHER) >> 56) & 0xFF
+    return packed.to(torch.uint8)
+
+
+def unpack_bits_torch(packed: torch.Tensor, numel: int) -> torch.Tensor:
+    """Torch implementation of :func:`unpack_bits` on a flat result (any device)."""
+    expanded = (packed.reshape(-1, 1) >> _shifts(packed.device)) & 1
+    return expanded.reshape(-1)[:numel].view(torch.bool)
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """Pack a bool tensor into a 1-D uint8 tensor of ``ceil(mask.numel() / 8)`` bytes.
+
+    Args:
+        mask: bool tensor of any shape, contiguous or not, on any device.
+
+    Returns:
+        1-D ``torch.uint8`` tensor on ``mask``'s device; bit ``i`` of byte ``k`` holds
+        element ``8k + i`` of ``mask.reshape(-1)``.
+
+    Raises:
+        TypeError: if ``mask`` is not a bool tensor.
+
+    Example:
+        >>> pack_bits(torch.tensor([True, False, True]))
+        tensor([5], dtype=torch.uint8)
+    """
+    if mask.dtype != torch.bool:
+        raise TypeError(f"pack_bits expects a bool tensor, got {mask.dtype}; pass `t != 0` for a 0/1 tensor")
+    if _use_triton(mask):
+        return _triton_bits().pack_bits(mask)
+    return pack_bits_torch(mask)
+
+
+def unpack_bits(packed: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """Inverse of :func:`pack_bits`: a contiguous bool tensor of ``shape``.
+
+    Args:
+        packed: 1-D uint8 tensor from :func:`pack_bits`.
+        shape: shape of the original mask.
+
+    Raises:
+        TypeError: if ``packed`` is not uint8.
+        ValueError: if ``packed`` holds too few bytes for ``shape``.
+    """
+    if packed.dtype != torch.uint8:
+        raise TypeError(f"unpack_bits expects uint8 bytes from pack_bits, got {packed.dtype}")
+    shape = torch.Size(shape)
+    numel = shape.numel()
+    if packed.numel() < packed_numel(numel):
+        raise ValueError(
+            f"unpack_bits needs {packed_numel(numel)} bytes for shape {tuple(shape)}, got {packed.numel()}"
+        )
+    if _use_triton(packed):
+        return _triton_bits().unpack_bits(packed, numel).view(shape)
+    return unpack_bits_torch(packed, numel).view(shape)

@@ -1,0 +1,131 @@
+"""CUDA checks (run on the GPU machine; skipped elsewhere): exactness, kernels, opcheck, compile."""
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pmexp.dropout import PackedDropout, apply, dropout
+from pmexp.masks import pack_bits, packed_saved_masks, saved_tensor_bytes, unpack_bits
+from pmexp.masks.bits import pack_bits_torch
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+
+
+def fwd_bwd(module, x, seed=0):
+    x = x.detach().clone().requires_grad_(True)
+    torch.manual_seed(seed)
+    y = module(x)
+    y.backward(torch.ones_like(y) * 0.5 + x.detach())
+    return y.detach(), x.grad
+
+
+@pytest.mark.parametrize("numel", [0, 1, 7, 9, 1000, 1 << 20, (1 << 20) + 3])
+def test_triton_pack_matches_torch_on_cuda(numel):
+    mask = torch.rand(numel, device="cuda") < 0.3
+    packed = pack_bits(mask)
+    assert torch.equal(packed, pack_bits_torch(mask))
+    assert torch.equal(unpack_bits(packed, mask.shape), mask)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("shape", [(), (0,), (3, 1000, 7), (65, 33)])
+def test_packed_exact_bit_identical_on_cuda(dtype, p, shape):
+    x = torch.randn(shape, device="cuda").to(dtype)
+    y_ref, g_ref = fwd_bwd(nn.Dropout(p), x)
+    y, g = fwd_bwd(PackedDropout(p, "packed_exact"), x)
+    assert y.dtype == dtype and torch.equal(y, y_ref) and torch.equal(g, g_ref)
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_fused_variants_statistics_and_consistency(variant, dtype, p):
+    n = 1 << 22
+    x = (torch.randn(n, device="cuda").abs() + 0.5).to(dtype).requires_grad_(True)
+    y = dropout(x, p, True, variant)
+    assert y.dtype == dtype
+    keep = y != 0
+    rate = 1 - keep.double().mean().item()
+    assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n)
+    expected = (x.detach().to(torch.float32 if dtype != torch.float64 else dtype) * (1.0 / (1.0 - p))).to(dtype)
+    if dtype == torch.float64:  # the kernel's scale argument is rounded to fp32
+        torch.testing.assert_close(y[keep], expected[keep], rtol=1e-7, atol=0)
+    else:
+        assert torch.equal(y[keep], expected[keep])  # the same arithmetic as torch's native_dropout
+    (g,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    assert torch.equal(g != 0, keep)
+
+
+@pytest.mark.parametrize("variant", ["packed_exact", "packed", "seeded", "standard"])
+def test_bytes_saved_on_cuda(variant):
+    n = 1 << 20
+    x = torch.randn(n, device="cuda", requires_grad=True)
+    stats = saved_tensor_bytes(lambda: dropout(x, 0.1, True, variant))
+    expected = {"standard": n, "packed_exact": n // 8, "packed": n // 8, "seeded": 0}[variant]
+    assert stats["saved_mask_bytes"] == expected
+    assert stats["saved_rng_bytes"] == (8 if variant == "seeded" else 0)
+
+
+def test_hook_mode_packs_cuda_dropout_mask():
+    n = 1 << 20
+    x = torch.randn(n, device="cuda", requires_grad=True)
+    stats = saved_tensor_bytes(lambda: nn.functional.dropout(x, 0.1), pack_masks=True)
+    assert stats["saved_mask_bytes"] == n // 8
+    torch.manual_seed(0)
+    with packed_saved_masks():
+        y = nn.functional.dropout(x, 0.1)
+    (g,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    torch.manual_seed(0)
+    (g_ref,) = torch.autograd.grad(nn.functional.dropout(x, 0.1), x, torch.ones_like(y))
+    assert torch.equal(g, g_ref)
+
+
+def test_opcheck_custom_ops():
+    from pmexp.dropout import kernels  # noqa: F401  (registers the ops)
+
+    x = torch.randn(3000, device="cuda")
+    seed = torch.tensor([7], device="cuda")
+    torch.library.opcheck(torch.ops.pmexp.fused_dropout.default, (x, seed, 0.2, True))
+    torch.library.opcheck(torch.ops.pmexp.fused_dropout.default, (x, seed, 0.2, False))
+    bits = torch.ops.pmexp.fused_dropout(x, seed, 0.2, True)[1]
+    torch.library.opcheck(torch.ops.pmexp.bits_dropout_backward.default, (x, bits, 0.2))
+
+
+@pytest.mark.parametrize("variant", ["packed_exact", "packed", "seeded"])
+def test_inductor_compile_fullgraph(variant):
+    torch._dynamo.reset()
+    fn = lambda x: dropout(x, 0.3, True, variant).sin()  # noqa: E731
+    compiled = torch.compile(fn, fullgraph=True)
+    x = torch.randn(4096, device="cuda", requires_grad=True)
+    y = compiled(x)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    keep = y != 0
+    expected = (x.detach() / 0.7).cos() / 0.7  # d/dx sin(x / (1 - p)) where kept
+    assert torch.allclose(g[keep], expected[keep], atol=1e-5)
+    assert torch.equal(g == 0, ~keep)
+
+
+def test_bert_packed_exact_identical_on_cuda():
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=128, attn_implementation="eager")
+    torch.manual_seed(0)
+    stock = transformers.BertForSequenceClassification(cfg).cuda().train()
+    model = copy.deepcopy(stock)
+    assert apply(model, "packed_exact").attention_covered
+    ids = torch.randint(5, 99, (4, 32), device="cuda")
+    labels = torch.tensor([0, 1, 1, 0], device="cuda")
+    losses = []
+    for m in (stock, model):
+        torch.manual_seed(1)
+        loss = m(input_ids=ids, labels=labels).loss
+        loss.backward()
+        losses.append(loss.detach())
+    assert torch.equal(*losses)
+    for a, b in zip(stock.parameters(), model.parameters()):
+        assert torch.equal(a.grad, b.grad)

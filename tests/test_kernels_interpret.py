@@ -1,0 +1,76 @@
+"""The Triton kernels on CPU tensors through Triton's interpreter (TRITON_INTERPRET=1).
+
+The CUDA code paths (`packed`, `seeded`) are the same kernels; here they run without a GPU.
+"""
+
+import math
+import os
+
+import pytest
+import torch
+
+if torch.cuda.is_available():  # the interpreter would also take over the real kernels in this process
+    pytest.skip("interpreter tests run on CPU-only machines; tests/test_gpu.py covers CUDA", allow_module_level=True)
+os.environ["TRITON_INTERPRET"] = "1"  # must be set before the kernels are defined
+triton = pytest.importorskip("triton")
+
+from pmexp.dropout import functional as F_  # noqa: E402
+from pmexp.dropout import kernels  # noqa: E402
+from pmexp.masks import bits as bits_mod  # noqa: E402
+from pmexp.masks import triton_bits  # noqa: E402
+
+
+@pytest.mark.parametrize("numel", [0, 1, 7, 8, 9, 8191])
+def test_triton_pack_matches_torch(numel):
+    mask = torch.rand(numel) < 0.4
+    packed = triton_bits.pack_bits(mask)
+    assert torch.equal(packed, bits_mod.pack_bits_torch(mask))
+    assert torch.equal(triton_bits.unpack_bits(packed, numel), mask)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_fused_forward_rate_bits_and_backward(p, dtype):
+    n = 3 * kernels.TILE + 77  # a ragged last tile
+    x = torch.randn(n).to(dtype)
+    x[x == 0] = 1.0
+    seed = torch.tensor([20261128])
+    y, bits = torch.ops.pmexp.fused_dropout(x, seed, p, True)
+    keep = bits_mod.unpack_bits_torch(bits, n)
+    assert bits.numel() == math.ceil(n / 8)
+    assert y.dtype == dtype
+    # drop rate within 5 sigma of p
+    rate = 1 - keep.double().mean().item()
+    assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n)
+    # mask bits agree with the zeros of the output, kept values are scaled
+    assert torch.equal(keep, y != 0)
+    expected = (x.float()[keep] * torch.tensor(1 / (1 - p))).to(dtype)  # fp32 scale, as torch
+    # exact in fp32; the interpreter's numpy casts to 16-bit types may round differently (1 ulp)
+    ulp = {torch.float32: 0.0, torch.bfloat16: 2**-7, torch.float16: 2**-10}[dtype]
+    torch.testing.assert_close(y[keep], expected, rtol=ulp, atol=0)
+    # backward from bits agrees with forward, and with the seeded replay
+    grad = torch.randn(n).to(dtype)
+    dx = torch.ops.pmexp.bits_dropout_backward(grad, bits, p)
+    assert torch.equal(dx != 0, keep & (grad != 0))
+    replay, empty = torch.ops.pmexp.fused_dropout(grad, seed, p, False)
+    assert empty.numel() == 0 and torch.equal(dx, replay)
+
+
+def test_seed_changes_mask_and_padding_bits_are_zero():
+    n = 1003
+    x = torch.ones(n)
+    _, a = torch.ops.pmexp.fused_dropout(x, torch.tensor([1]), 0.5, True)
+    _, b = torch.ops.pmexp.fused_dropout(x, torch.tensor([2]), 0.5, True)
+    assert not torch.equal(a, b)
+    assert (a[-1].item() >> (n % 8)) == 0
+
+
+@pytest.mark.parametrize("fn", [F_._FusedPacked, F_._SeededCuda])
+def test_autograd_functions_gradcheck(fn):
+    x = torch.randn(2 * kernels.TILE + 5, dtype=torch.float64, requires_grad=True)
+
+    def run(inp):
+        torch.manual_seed(0)
+        return fn.apply(inp, 0.3)
+
+    assert torch.autograd.gradcheck(run, (x,), fast_mode=True)
