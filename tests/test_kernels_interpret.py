@@ -74,3 +74,11 @@ def test_autograd_functions_gradcheck(fn):
         return fn.apply(inp, 0.3)
 
     assert torch.autograd.gradcheck(run, (x,), fast_mode=True)
+
+
+def test_int_seed_and_tensor_seed_draw_the_same_mask():
+    """Eager launches take an int seed, traced ones a device tensor: one stream either way."""
+    x = torch.randn(kernels.TILE + 9)
+    y_int, bits_int = kernels.forward(x, 977, 0.25, True)
+    y_ten, bits_ten = torch.ops.pmexp.fused_dropout(x, torch.tensor([977]), 0.25, True)
+    assert torch.equal(bits_int, bits_ten) and torch.equal(y_int, y_ten)

@@ -10,8 +10,8 @@ Variants (``VARIANTS``):
 - ``packed``: on CUDA one fused Triton kernel per pass (:mod:`pmexp.dropout.kernels`), Philox
   randoms, mask kept as bits; statistically, not bitwise, equal to torch. Elsewhere (and for
   dtypes the kernel does not take) it is ``packed_exact``.
-- ``seeded``: keeps no mask, only how to draw it again. CUDA: a 1-element seed for the fused
-  kernel. CPU: a snapshot of the default generator's state, so the mask, output and gradient
+- ``seeded``: keeps no mask, only how to draw it again. CUDA: the fused kernel's seed (a Python
+  int; an 8-byte tensor under ``torch.compile``). CPU: a snapshot of the default generator's state, so the mask, output and gradient
   are bit-identical to ``nn.Dropout``.
 
 Randomness always comes from torch's default generators, so activation checkpointing (which
@@ -51,9 +51,20 @@ if torch.cuda.is_available():  # import before any torch.compile trace needs it
         pass
 
 
-def _fused_forward(x: torch.Tensor, seed: torch.Tensor, p: float, store_bits: bool):
-    """The fused kernel: a direct launch in eager mode, the registered custom op when traced."""
+def _draw_seed(x: torch.Tensor) -> torch.Tensor | int:
+    """A Philox seed from torch's default generators (so checkpointing replays it).
+
+    Eager: an int from the CPU generator (no device kernel, no sync: ~1/5 of a device draw's
+    launch cost). Traced: a 1-element int64 tensor from the device generator, as Inductor does.
+    """
     if torch.compiler.is_compiling():
+        return torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
+    return int(torch.empty((), dtype=torch.int64).random_(0, 2**62))
+
+
+def _fused_forward(x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: bool):
+    """The fused kernel: a direct launch in eager mode, the registered custom op when traced."""
+    if isinstance(seed, torch.Tensor):
         return torch.ops.pmexp.fused_dropout(x, seed, p, store_bits)
     return _kernels().forward(x, seed, p, store_bits)
 
@@ -118,8 +129,7 @@ class _FusedPacked(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
-        y, bits = _fused_forward(x, seed, p, True)
+        y, bits = _fused_forward(x, _draw_seed(x), p, True)
         ctx.p = p
         ctx.save_for_backward(bits)
         return y.view(x.shape)
@@ -131,19 +141,23 @@ class _FusedPacked(torch.autograd.Function):
 
 
 class _SeededCuda(torch.autograd.Function):
-    """Fused Triton kernel; saves only the 8-byte seed and draws the mask again in backward."""
+    """Fused Triton kernel; keeps only the seed (an int; an 8-byte tensor when traced) and draws
+    the mask again in backward."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
+        seed = _draw_seed(x)
         y, _ = _fused_forward(x, seed, p, False)
         ctx.p = p
-        ctx.save_for_backward(seed)
+        if isinstance(seed, torch.Tensor):
+            ctx.save_for_backward(seed)
+        else:
+            ctx.seed = seed
         return y.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (seed,) = ctx.saved_tensors
+        seed = ctx.saved_tensors[0] if ctx.saved_tensors else ctx.seed
         dx, _ = _fused_forward(grad, seed, ctx.p, False)
         return dx.view(grad.shape), None
 

@@ -1,14 +1,17 @@
 """Fused Triton dropout kernels, registered as torch custom ops.
 
 ``pmexp::fused_dropout(x, seed, p, store_bits) -> (y, bits)`` reads ``x`` once, draws Philox
-random numbers from ``seed`` (a 1-element int64 tensor on the device, drawn from torch's
-default generator), writes ``y = x * keep / (1 - p)`` and, when ``store_bits``, the keep mask
+random numbers from ``seed`` (drawn from torch's default generator: an int in eager mode, a
+1-element int64 device tensor inside ``torch.compile``), writes ``y = x * keep / (1 - p)`` and, when ``store_bits``, the keep mask
 packed 8 elements per byte (the :mod:`pmexp.masks` layout). Dropout's backward is the same
 map applied to the gradient, so the ``seeded`` variant's backward calls this op again with
 the same seed. ``pmexp::bits_dropout_backward(grad, bits, p)`` is the ``packed`` backward.
 
 The random stream depends only on (seed, element index): element ``e`` lies in tile
-``e // TILE``; within a tile, chunk ``j`` (of four) takes output ``j`` of one Philox call.
+``t = e // TILE``; within a tile, chunk ``j = (e % TILE) // (TILE / 4)`` takes output ``j`` of the
+Philox-4x32-10 call at counter ``t * TILE / 4 + e % (TILE / 4)``, compared as a 31-bit integer
+with ``round(p * 2**31)``. Layout and tile size were chosen on H200 timings
+(``python -m pmexp.bench.rng_variants``, notes in ``runs/2026-11-28-h200/kernels.md``).
 Registered with :func:`torch.library.triton_op`, so ``torch.compile`` traces them without a
 graph break. Imported only when a CUDA tensor needs it (or by tests under TRITON_INTERPRET=1).
 """
@@ -22,10 +25,11 @@ from torch.library import triton_op, wrap_triton
 
 __all__ = ["TILE", "KERNEL_DTYPES", "fused_dropout", "bits_dropout_backward", "keep_threshold", "forward", "backward"]
 
-TILE = 1024  # elements per program and per RNG tile; part of the random stream's definition
-_BWD_BYTES = TILE // 8
-# fp64 computes in fp64 with the scale 1 / (1 - p) rounded to fp32 (a Triton float argument)
+TILE = 4096  # elements per program and per RNG tile; part of the random stream's definition
+_NUM_WARPS = 4
+_BWD_BYTES = 128
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+# fp64 computes in fp64 with the scale 1 / (1 - p) rounded to fp32 (a Triton float argument)
 
 
 def keep_threshold(p: float) -> int:
@@ -39,8 +43,8 @@ def _scaled(x, scale, COMPUTE: tl.constexpr):
 
 
 @triton.jit
-def _fwd_chunk(x_ptr, y_ptr, bits_ptr, start, local, rows, cols, r, threshold, scale, n,
-               STORE_BITS: tl.constexpr, COMPUTE: tl.constexpr):
+def _fwd_chunk(x_ptr, y_ptr, bits_ptr, start, local, r, threshold, scale, n,
+               Q: tl.constexpr, STORE_BITS: tl.constexpr, COMPUTE: tl.constexpr):
     idx = start + local
     inb = idx < n
     x = tl.load(x_ptr + idx, mask=inb, other=0)
@@ -48,27 +52,26 @@ def _fwd_chunk(x_ptr, y_ptr, bits_ptr, start, local, rows, cols, r, threshold, s
     y = tl.where(keep, _scaled(x, scale, COMPUTE), 0.0)
     tl.store(y_ptr + idx, y.to(y_ptr.dtype.element_ty), mask=inb)
     if STORE_BITS:
-        byte = tl.sum(keep.to(tl.int32) << cols[None, :], axis=1)
-        b_idx = start // 8 + rows
+        weighted = keep.to(tl.int32) << (local % 8)
+        byte = tl.sum(tl.reshape(weighted, (Q // 8, 8)), axis=1)
+        b_idx = start // 8 + tl.arange(0, Q // 8)
         tl.store(bits_ptr + b_idx, byte.to(tl.uint8), mask=b_idx * 8 < n)
 
 
-@triton.jit
-def _fwd_kernel(x_ptr, y_ptr, bits_ptr, seed_ptr, n, threshold, scale,
-                TILE: tl.constexpr, STORE_BITS: tl.constexpr, COMPUTE: tl.constexpr):
-    pid = tl.program_id(0).to(tl.int64)
+@triton.jit(do_not_specialize=["seed"])
+def _fwd_kernel(x_ptr, y_ptr, bits_ptr, seed, n, threshold, scale,
+                TILE: tl.constexpr, STORE_BITS: tl.constexpr, COMPUTE: tl.constexpr, SEED_IS_PTR: tl.constexpr):
+    pid = tl.program_id(0)
     Q: tl.constexpr = TILE // 4
-    ROWS: tl.constexpr = Q // 8
-    rows = tl.arange(0, ROWS)
-    cols = tl.arange(0, 8)
-    local = rows[:, None] * 8 + cols[None, :]
-    seed = tl.load(seed_ptr)
+    local = tl.arange(0, Q)
+    if SEED_IS_PTR:
+        seed = tl.load(seed)
     r0, r1, r2, r3 = tl.randint4x(seed, pid * Q + local)
-    base = pid * TILE
-    _fwd_chunk(x_ptr, y_ptr, bits_ptr, base, local, rows, cols, r0, threshold, scale, n, STORE_BITS, COMPUTE)
-    _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + Q, local, rows, cols, r1, threshold, scale, n, STORE_BITS, COMPUTE)
-    _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + 2 * Q, local, rows, cols, r2, threshold, scale, n, STORE_BITS, COMPUTE)
-    _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + 3 * Q, local, rows, cols, r3, threshold, scale, n, STORE_BITS, COMPUTE)
+    base = pid.to(tl.int64) * TILE
+    _fwd_chunk(x_ptr, y_ptr, bits_ptr, base, local, r0, threshold, scale, n, Q, STORE_BITS, COMPUTE)
+    _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + Q, local, r1, threshold, scale, n, Q, STORE_BITS, COMPUTE)
+    _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + 2 * Q, local, r2, threshold, scale, n, Q, STORE_BITS, COMPUTE)
+    _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + 3 * Q, local, r3, threshold, scale, n, Q, STORE_BITS, COMPUTE)
 
 
 @triton.jit
@@ -93,9 +96,10 @@ def _identity(kernel):
     return kernel
 
 
-def forward(x: torch.Tensor, seed: torch.Tensor, p: float, store_bits: bool,
+def forward(x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: bool,
             wrap=_identity) -> tuple[torch.Tensor, torch.Tensor]:
-    """Launch the fused forward directly (eager path; ``wrap_triton`` when traced)."""
+    """Launch the fused forward: eager with an int seed; traced (``wrap_triton``) with a 1-element
+    int64 seed tensor on the device. The same seed value gives the same mask either way."""
     x = x.contiguous()
     n = x.numel()
     y = torch.empty_like(x)
@@ -104,6 +108,7 @@ def forward(x: torch.Tensor, seed: torch.Tensor, p: float, store_bits: bool,
         wrap(_fwd_kernel)[(triton.cdiv(n, TILE),)](
             x, y, bits, seed, n, keep_threshold(p), 1.0 / (1.0 - p),
             TILE=TILE, STORE_BITS=store_bits, COMPUTE=_compute_dtype(x),
+            SEED_IS_PTR=isinstance(seed, torch.Tensor), num_warps=_NUM_WARPS,
         )
     return y, bits
 

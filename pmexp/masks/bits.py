@@ -18,18 +18,11 @@ __all__ = ["pack_bits", "unpack_bits", "packed_numel", "pack_bits_torch", "unpac
 # 8 bytes (one per mask element, each 0 or 1) read as a little-endian int64 times this
 # constant puts bit i of the packed byte at bit 56 + i: the classic "gather LSBs" multiply.
 _GATHER = 0x0102040810204080
-_SHIFTS_CACHE: dict[torch.device, torch.Tensor] = {}
 
 
 def packed_numel(numel: int) -> int:
     """Number of bytes that hold ``numel`` mask bits: ``ceil(numel / 8)``."""
     return (numel + 7) // 8
-
-
-def _shifts(device: torch.device) -> torch.Tensor:
-    if device not in _SHIFTS_CACHE:
-        _SHIFTS_CACHE[device] = torch.arange(8, dtype=torch.uint8, device=device)
-    return _SHIFTS_CACHE[device]
 
 
 @functools.cache
@@ -66,7 +59,8 @@ def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
 
 def unpack_bits_torch(packed: torch.Tensor, numel: int) -> torch.Tensor:
     """Torch implementation of :func:`unpack_bits` on a flat result (any device)."""
-    expanded = (packed.reshape(-1, 1) >> _shifts(packed.device)) & 1
+    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
+    expanded = (packed.reshape(-1, 1) >> shifts) & 1
     return expanded.reshape(-1)[:numel].view(torch.bool)
 
 
