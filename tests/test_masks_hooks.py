@@ -1,7 +1,10 @@
 """packed_saved_masks (the universal exact mode) and the saved-tensor accounting."""
 
+import gc
 import math
+import weakref
 
+import pytest
 import torch
 from torch import nn
 
@@ -54,3 +57,19 @@ def test_accounting_categories_and_shared_storage():
     assert stats["saved_total_bytes"] == sum(stats[f"saved_{c}_bytes"] for c in ("mask", "rng", "parameter", "activation"))
     assert stats["saved_bytes_by_dtype"] == {"float32": stats["saved_total_bytes"]}
     assert stats["saved_tensor_count"] >= 4
+
+
+@pytest.mark.parametrize("context", ["accounting", "packed"])
+def test_hooks_do_not_keep_the_graph_alive(context):
+    """A pack hook returning an op's own output would make a C++ cycle that leaks the graph
+    (seen on the GPU as a whole probe's activations kept for the rest of a sweep)."""
+    lin = nn.Linear(8, 8)
+    x = torch.randn(4, 8)
+    ctx = SavedTensorAccounting(lin.parameters()) if context == "accounting" else packed_saved_masks()
+    with ctx:
+        hidden = torch.tanh(lin(x))  # tanh saves its output
+        loss = hidden.sum()
+    ref = weakref.ref(hidden)
+    del hidden, loss
+    gc.collect()
+    assert ref() is None

@@ -62,7 +62,7 @@ class SavedTensorAccounting:
             self._storages[key] = (storage.nbytes(), _category(t, self._parameter_ptrs), t.dtype)
 
     def _pack(self, t: torch.Tensor) -> Any:
-        saved = pack_saved(t) if self._pack_masks else t
+        saved = pack_saved(t) if self._pack_masks else t.detach()  # detached: see pack_saved
         self._record(saved.bits if isinstance(saved, PackedMask) else saved)
         return saved
 

@@ -40,9 +40,13 @@ class PackedMask:
 
 
 def pack_saved(t: torch.Tensor) -> torch.Tensor | PackedMask:
-    """Pack hook: bool tensors become :class:`PackedMask` when that takes less memory."""
+    """Pack hook: bool tensors become :class:`PackedMask` when that takes less memory.
+
+    Anything else is returned detached: returning ``t`` itself would let an op's saved output
+    hold its own ``grad_fn`` through C++ (a cycle Python's GC cannot see), leaking the graph.
+    """
     if t.dtype != torch.bool or packed_numel(t.numel()) >= t.untyped_storage().nbytes():
-        return t
+        return t.detach()
     return PackedMask(pack_bits(t), t.shape)
 
 
