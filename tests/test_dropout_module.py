@@ -73,7 +73,7 @@ def test_activation_checkpointing_same_gradients(variant, reentrant):
         out.pow(2).sum().backward()
         return [xx.grad] + [p.grad.clone() for p in block.parameters()]
 
-    for a, b in zip(grads(False), grads(True)):
+    for a, b in zip(grads(False), grads(True), strict=True):
         assert torch.equal(a, b)
 
 

@@ -146,5 +146,5 @@ def test_bert_packed_exact_identical_on_cuda():
         loss.backward()
         losses.append(loss.detach())
     assert torch.equal(*losses)
-    for a, b in zip(stock.parameters(), model.parameters()):
+    for a, b in zip(stock.parameters(), model.parameters(), strict=True):
         assert torch.equal(a.grad, b.grad)

@@ -54,7 +54,9 @@ def test_accounting_categories_and_shared_storage():
     stats = acct.stats()
     assert stats["saved_parameter_bytes"] == 32 * 32 * 4
     assert stats["saved_activation_bytes"] == 2 * 8 * 32 * 4  # x and h (tanh output, reused by mul)
-    assert stats["saved_total_bytes"] == sum(stats[f"saved_{c}_bytes"] for c in ("mask", "rng", "parameter", "activation"))
+    assert stats["saved_total_bytes"] == sum(
+        stats[f"saved_{c}_bytes"] for c in ("mask", "rng", "parameter", "activation")
+    )
     assert stats["saved_bytes_by_dtype"] == {"float32": stats["saved_total_bytes"]}
     assert stats["saved_tensor_count"] >= 4
 

@@ -15,8 +15,9 @@ SMALL = dict(num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, a
 
 
 def tiny_bert(**kw):
-    cfg = transformers.BertConfig(vocab_size=99, hidden_size=32, max_position_embeddings=64, num_labels=2,
-                                  **{**SMALL, **kw})
+    cfg = transformers.BertConfig(
+        vocab_size=99, hidden_size=32, max_position_embeddings=64, num_labels=2, **{**SMALL, **kw}
+    )
     torch.manual_seed(0)
     return transformers.BertForSequenceClassification(cfg)
 
@@ -108,13 +109,36 @@ def build(name):
     t = transformers
     torch.manual_seed(0)
     if name == "roberta":
-        return t.RobertaForSequenceClassification(t.RobertaConfig(vocab_size=99, hidden_size=32, max_position_embeddings=70, **SMALL))
+        return t.RobertaForSequenceClassification(
+            t.RobertaConfig(vocab_size=99, hidden_size=32, max_position_embeddings=70, **SMALL)
+        )
     if name == "distilbert":
-        return t.DistilBertForSequenceClassification(t.DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=64, attn_implementation="eager", attention_dropout=0.1))
+        return t.DistilBertForSequenceClassification(
+            t.DistilBertConfig(
+                vocab_size=99,
+                dim=32,
+                n_layers=2,
+                n_heads=4,
+                hidden_dim=64,
+                attn_implementation="eager",
+                attention_dropout=0.1,
+            )
+        )
     if name == "gpt2":
-        return t.GPT2LMHeadModel(t.GPT2Config(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, attn_implementation="eager"))
+        return t.GPT2LMHeadModel(
+            t.GPT2Config(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, attn_implementation="eager")
+        )
     if name == "vit":
-        return t.ViTForImageClassification(t.ViTConfig(image_size=16, patch_size=8, hidden_size=32, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, **SMALL))
+        return t.ViTForImageClassification(
+            t.ViTConfig(
+                image_size=16,
+                patch_size=8,
+                hidden_size=32,
+                hidden_dropout_prob=0.1,
+                attention_probs_dropout_prob=0.1,
+                **SMALL,
+            )
+        )
     raise KeyError(name)
 
 
@@ -143,8 +167,15 @@ def test_other_families_covered_and_exact(name):
 
 
 def test_longformer_attention_said_plainly_not_covered():
-    cfg = transformers.LongformerConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                                        intermediate_size=64, attention_window=4, max_position_embeddings=70)
+    cfg = transformers.LongformerConfig(
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        attention_window=4,
+        max_position_embeddings=70,
+    )
     report = apply(transformers.LongformerModel(cfg), "packed")
     assert not report.attention_covered and "F.dropout" in report.attention_reason
 

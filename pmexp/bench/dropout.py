@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from pmexp.bench.envinfo import env_info
 from pmexp.bench.naive import naive_packed_dropout
 from pmexp.dropout import dropout
+from pmexp.envinfo import env_info
 from pmexp.masks import saved_tensor_bytes
 
 __all__ = ["run", "main"]
@@ -41,12 +42,12 @@ def _bench(fn) -> float:
     return do_bench(fn, warmup=25, rep=200, return_mode="median")
 
 
-def _forward_peak_mb(fn, x) -> float:
+def _forward_peak_mb(forward) -> float:
     gc.collect()
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    y = fn(x)
+    y = forward()
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - base
     del y
@@ -57,31 +58,42 @@ def run_one(n: int, dtype: torch.dtype, p: float) -> list[dict]:
     """Time every variant on one size and dtype; returns one row per variant."""
     x = torch.randn(n, device="cuda", dtype=dtype).requires_grad_(True)
     grad = torch.randn_like(x)
-    out = torch.empty_like(x)
-    copy_ms = _bench(lambda: out.copy_(x.detach()))
+    copy_ms = _bench(partial(torch.empty_like(x).copy_, x.detach()))
     size = x.element_size()
     bandwidth = 2 * n * size / (copy_ms * 1e-3)  # bytes/s, read + write
     bits = (n + 7) // 8
     floor_fwd_ms = (2 * n * size + bits) / bandwidth * 1e3
     floor_seeded_ms = 2 * n * size / bandwidth * 1e3
-    del out
     rows = []
     for name, fn in VARIANTS.items():
-        fwd_ms = _bench(lambda: fn(x, p))
-        y = fn(x, p)
-        bwd_ms = _bench(lambda: torch.autograd.grad(y, x, grad.to(y.dtype), retain_graph=True))
+        forward = partial(fn, x, p)
+        fwd_ms = _bench(forward)
+        y = forward()
+        bwd_ms = _bench(partial(torch.autograd.grad, y, x, grad.to(y.dtype), retain_graph=True))
+        out_dtype = y.dtype
         del y
-        saved = saved_tensor_bytes(lambda: fn(x, p))
+        saved = saved_tensor_bytes(forward)
         floor = floor_seeded_ms if name == "seeded" else floor_fwd_ms
-        rows.append({
-            "variant": name, "numel": n, "dtype": str(dtype).removeprefix("torch."), "p": p,
-            "fwd_ms": fwd_ms, "bwd_ms": bwd_ms,
-            "fwd_floor_ms": floor, "bwd_floor_ms": floor, "bwd_over_floor": bwd_ms / floor,
-            "fwd_over_floor": fwd_ms / floor, "copy_ms": copy_ms, "copy_tb_s": bandwidth / 1e12,
-            "saved_mask_bytes": saved["saved_mask_bytes"], "saved_total_bytes": saved["saved_total_bytes"],
-            "fwd_peak_mb": _forward_peak_mb(lambda t: fn(t, p), x),
-            "out_dtype": str(fn(x, p).dtype).removeprefix("torch."),
-        })
+        rows.append(
+            {
+                "variant": name,
+                "numel": n,
+                "dtype": str(dtype).removeprefix("torch."),
+                "p": p,
+                "fwd_ms": fwd_ms,
+                "bwd_ms": bwd_ms,
+                "fwd_floor_ms": floor,
+                "bwd_floor_ms": floor,
+                "bwd_over_floor": bwd_ms / floor,
+                "fwd_over_floor": fwd_ms / floor,
+                "copy_ms": copy_ms,
+                "copy_tb_s": bandwidth / 1e12,
+                "saved_mask_bytes": saved["saved_mask_bytes"],
+                "saved_total_bytes": saved["saved_total_bytes"],
+                "fwd_peak_mb": _forward_peak_mb(forward),
+                "out_dtype": str(out_dtype).removeprefix("torch."),
+            }
+        )
     standard = rows[0]
     for row in rows:
         row["fwd_vs_standard"] = row["fwd_ms"] / standard["fwd_ms"]
@@ -90,15 +102,23 @@ def run_one(n: int, dtype: torch.dtype, p: float) -> list[dict]:
 
 
 def to_markdown(rows: list[dict], env: dict) -> str:
-    head = ("| numel | dtype | variant | fwd ms | bwd ms | floor ms | fwd/floor | fwd vs std | bwd vs std "
-            "| mask bytes saved | fwd peak MB | out dtype |\n|" + "---|" * 12)
-    lines = [f"Dropout micro-benchmark on {env['device_name']} (torch {env['torch']}, triton {env['triton']}, "
-             f"commit {env['pmexp_commit']}). Median of triton.testing.do_bench; floor = bytes moved / measured "
-             "copy bandwidth.", "", head]
+    head = (
+        "| numel | dtype | variant | fwd ms | bwd ms | floor ms | fwd/floor | fwd vs std | bwd vs std "
+        "| mask bytes saved | fwd peak MB | out dtype |\n|" + "---|" * 12
+    )
+    lines = [
+        f"Dropout micro-benchmark on {env['device_name']} (torch {env['torch']}, triton {env['triton']}, "
+        f"commit {env['pmexp_commit']}). Median of triton.testing.do_bench; floor = bytes moved / measured "
+        "copy bandwidth.",
+        "",
+        head,
+    ]
     for r in rows:
-        lines.append(f"| {r['numel']:,} | {r['dtype']} | {r['variant']} | {r['fwd_ms']:.3f} | {r['bwd_ms']:.3f} | "
-                     f"{r['fwd_floor_ms']:.3f} | {r['fwd_over_floor']:.2f} | {r['fwd_vs_standard']:.2f} | "
-                     f"{r['bwd_vs_standard']:.2f} | {r['saved_mask_bytes']:,} | {r['fwd_peak_mb']:.0f} | {r['out_dtype']} |")
+        lines.append(
+            f"| {r['numel']:,} | {r['dtype']} | {r['variant']} | {r['fwd_ms']:.3f} | {r['bwd_ms']:.3f} | "
+            f"{r['fwd_floor_ms']:.3f} | {r['fwd_over_floor']:.2f} | {r['fwd_vs_standard']:.2f} | "
+            f"{r['bwd_vs_standard']:.2f} | {r['saved_mask_bytes']:,} | {r['fwd_peak_mb']:.0f} | {r['out_dtype']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

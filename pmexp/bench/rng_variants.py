@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +41,9 @@ def _chunk32(x_ptr, y_ptr, bits_ptr, start, local, rows, cols, r, threshold, sca
 
 
 @triton.jit
-def k32(x_ptr, y_ptr, bits_ptr, seed_ptr, n, threshold, scale, TILE: tl.constexpr, OFF64: tl.constexpr,
-        ROUNDS: tl.constexpr):
+def k32(
+    x_ptr, y_ptr, bits_ptr, seed_ptr, n, threshold, scale, TILE: tl.constexpr, OFF64: tl.constexpr, ROUNDS: tl.constexpr
+):
     if OFF64:
         pid = tl.program_id(0).to(tl.int64)
     else:
@@ -139,10 +141,45 @@ def k32_1d(x_ptr, y_ptr, bits_ptr, seed_ptr, n, threshold, scale, TILE: tl.const
     seed = tl.load(seed_ptr)
     r0, r1, r2, r3 = tl.randint4x(seed, pid * Q + local)
     base = pid.to(tl.int64) * TILE
-    _chunk1d(x_ptr, y_ptr, bits_ptr, base, local, (r0.to(tl.uint32, bitcast=True) >> 1).to(tl.int32), threshold, scale, n, Q)
-    _chunk1d(x_ptr, y_ptr, bits_ptr, base + Q, local, (r1.to(tl.uint32, bitcast=True) >> 1).to(tl.int32), threshold, scale, n, Q)
-    _chunk1d(x_ptr, y_ptr, bits_ptr, base + 2 * Q, local, (r2.to(tl.uint32, bitcast=True) >> 1).to(tl.int32), threshold, scale, n, Q)
-    _chunk1d(x_ptr, y_ptr, bits_ptr, base + 3 * Q, local, (r3.to(tl.uint32, bitcast=True) >> 1).to(tl.int32), threshold, scale, n, Q)
+    _chunk1d(
+        x_ptr, y_ptr, bits_ptr, base, local, (r0.to(tl.uint32, bitcast=True) >> 1).to(tl.int32), threshold, scale, n, Q
+    )
+    _chunk1d(
+        x_ptr,
+        y_ptr,
+        bits_ptr,
+        base + Q,
+        local,
+        (r1.to(tl.uint32, bitcast=True) >> 1).to(tl.int32),
+        threshold,
+        scale,
+        n,
+        Q,
+    )
+    _chunk1d(
+        x_ptr,
+        y_ptr,
+        bits_ptr,
+        base + 2 * Q,
+        local,
+        (r2.to(tl.uint32, bitcast=True) >> 1).to(tl.int32),
+        threshold,
+        scale,
+        n,
+        Q,
+    )
+    _chunk1d(
+        x_ptr,
+        y_ptr,
+        bits_ptr,
+        base + 3 * Q,
+        local,
+        (r3.to(tl.uint32, bitcast=True) >> 1).to(tl.int32),
+        threshold,
+        scale,
+        n,
+        Q,
+    )
 
 
 @triton.jit
@@ -175,35 +212,51 @@ def launchers(p: float):
 
     def make32(off64, rounds, tile=1024, warps=4):
         def run(x, y, bits, seed):
-            k32[(triton.cdiv(x.numel(), tile),)](x, y, bits, seed, x.numel(), t32, scale, TILE=tile, OFF64=off64,
-                                                 ROUNDS=rounds, num_warps=warps)
+            k32[(triton.cdiv(x.numel(), tile),)](
+                x, y, bits, seed, x.numel(), t32, scale, TILE=tile, OFF64=off64, ROUNDS=rounds, num_warps=warps
+            )
+
         return run
 
     def make16c(rounds, tile=2048, warps=4):
         def run(x, y, bits, seed):
-            k16c[(triton.cdiv(x.numel(), tile),)](x, y, bits, seed, x.numel(), t16, scale, TILE=tile, ROUNDS=rounds,
-                                                  num_warps=warps)
+            k16c[(triton.cdiv(x.numel(), tile),)](
+                x, y, bits, seed, x.numel(), t16, scale, TILE=tile, ROUNDS=rounds, num_warps=warps
+            )
+
         return run
 
     def nobits(tile=1024, warps=4):
         def run(x, y, bits, seed):
             k32_nobits[(triton.cdiv(x.numel(), tile),)](x, y, seed, x.numel(), t32, scale, TILE=tile, num_warps=warps)
+
         return run
 
     def make1d(kernel, t, tile, warps):
         def run(x, y, bits, seed):
             kernel[(triton.cdiv(x.numel(), tile),)](x, y, bits, seed, x.numel(), t, scale, TILE=tile, num_warps=warps)
+
         return run
 
     return {
-        "r32_1d_t1024w4": make1d(k32_1d, t32, 1024, 4), "r32_1d_t4096w4": make1d(k32_1d, t32, 4096, 4),
-        "r32_1d_t4096w8": make1d(k32_1d, t32, 4096, 8), "r16_1d_t2048w4": make1d(k16_1d, t16, 2048, 4),
-        "r16_1d_t8192w8": make1d(k16_1d, t16, 8192, 8), "r16_1d_t4096w4": make1d(k16_1d, t16, 4096, 4),
-        "r16c_10r": make16c(10), "r16c_7r": make16c(7), "r16c_10r_w8": make16c(10, 4096, 8),
-        "r16c_10r_w2": make16c(10, 2048, 2), "r32_1d_nobits": nobits(), "r32_1d_nobits_w8": nobits(2048, 8),
-        "r32_off32_10r_w2": make32(False, 10, 1024, 2), "r32_off32_10r_t4096w8": make32(False, 10, 4096, 8),
-        "r32_off64_10r": make32(True, 10), "r32_off32_10r": make32(False, 10),
-        "r32_off32_7r": make32(False, 7), "r32_off32_10r_t2048": make32(False, 10, 2048, 8),
+        "r32_1d_t1024w4": make1d(k32_1d, t32, 1024, 4),
+        "r32_1d_t4096w4": make1d(k32_1d, t32, 4096, 4),
+        "r32_1d_t4096w8": make1d(k32_1d, t32, 4096, 8),
+        "r16_1d_t2048w4": make1d(k16_1d, t16, 2048, 4),
+        "r16_1d_t8192w8": make1d(k16_1d, t16, 8192, 8),
+        "r16_1d_t4096w4": make1d(k16_1d, t16, 4096, 4),
+        "r16c_10r": make16c(10),
+        "r16c_7r": make16c(7),
+        "r16c_10r_w8": make16c(10, 4096, 8),
+        "r16c_10r_w2": make16c(10, 2048, 2),
+        "r32_1d_nobits": nobits(),
+        "r32_1d_nobits_w8": nobits(2048, 8),
+        "r32_off32_10r_w2": make32(False, 10, 1024, 2),
+        "r32_off32_10r_t4096w8": make32(False, 10, 4096, 8),
+        "r32_off64_10r": make32(True, 10),
+        "r32_off32_10r": make32(False, 10),
+        "r32_off32_7r": make32(False, 7),
+        "r32_off32_10r_t2048": make32(False, 10, 2048, 8),
     }
 
 
@@ -216,34 +269,52 @@ def main() -> None:
             y = torch.empty_like(x)
             bits = torch.empty((n + 7) // 8, dtype=torch.uint8, device="cuda")
             seed = torch.tensor([12345], device="cuda")
-            copy = do_bench(lambda: y.copy_(x), return_mode="median")
-            native = do_bench(lambda: F.dropout(x, p, True), return_mode="median")
+            copy = do_bench(partial(y.copy_, x), return_mode="median")
+            native = do_bench(partial(F.dropout, x, p, True), return_mode="median")
             floor = copy * (2 * n * x.element_size() + n / 8) / (2 * n * x.element_size())
             for name, fn in launchers(p).items():
-                ms = do_bench(lambda: fn(x, y, bits, seed), return_mode="median")
+                ms = do_bench(partial(fn, x, y, bits, seed), return_mode="median")
                 rate = 1 - (y != 0).double().mean().item()
                 if "nobits" not in name:  # the bits must agree with the output's zeros
                     from pmexp.masks.bits import unpack_bits_torch
+
                     assert torch.equal(unpack_bits_torch(bits, n), y != 0), name
-                rows.append(dict(n=n, dtype=str(dtype), kernel=name, ms=ms, native_ms=native, floor_ms=floor,
-                                 over_floor=ms / floor, vs_native=ms / native, drop_rate=rate))
-                print(f"{n:>11,} {str(dtype):15} {name:22} {ms:.4f} ms  floor {floor:.4f}  x{ms / floor:.2f}  "
-                      f"native {native:.4f}  rate {rate:.5f}", flush=True)
+                rows.append(
+                    dict(
+                        n=n,
+                        dtype=str(dtype),
+                        kernel=name,
+                        ms=ms,
+                        native_ms=native,
+                        floor_ms=floor,
+                        over_floor=ms / floor,
+                        vs_native=ms / native,
+                        drop_rate=rate,
+                    )
+                )
+                print(
+                    f"{n:>11,} {str(dtype):15} {name:22} {ms:.4f} ms  floor {floor:.4f}  x{ms / floor:.2f}  "
+                    f"native {native:.4f}  rate {rate:.5f}",
+                    flush=True,
+                )
     # CPU launch overhead per call, 1M elements (GPU work ~5 us): direct launch vs torch.ops
     from pmexp.dropout import dropout
+
     x = torch.randn(1 << 20, device="cuda")
     xg = x.clone().requires_grad_(True)
     seed = torch.tensor([1], device="cuda")
     direct = launchers(p)["r32_off32_10r"]
     y = torch.empty_like(x)
     bits = torch.empty((x.numel() + 7) // 8, dtype=torch.uint8, device="cuda")
-    for label, fn in {"direct_launch": lambda: direct(x, y, bits, seed),
-                      "torch_ops_triton_op": lambda: torch.ops.pmexp.fused_dropout(x, seed, p, True),
-                      "pmexp_packed_autograd": lambda: dropout(xg, p, True, "packed"),
-                      "pmexp_seeded_autograd": lambda: dropout(xg, p, True, "seeded"),
-                      "native_dropout_autograd": lambda: F.dropout(xg, p, True),
-                      "native_dropout": lambda: F.dropout(x, p, True),
-                      "randint_seed": lambda: torch.randint(0, 2**62, (1,), device="cuda")}.items():
+    for label, fn in {
+        "direct_launch": lambda: direct(x, y, bits, seed),
+        "torch_ops_triton_op": lambda: torch.ops.pmexp.fused_dropout(x, seed, p, True),
+        "pmexp_packed_autograd": lambda: dropout(xg, p, True, "packed"),
+        "pmexp_seeded_autograd": lambda: dropout(xg, p, True, "seeded"),
+        "native_dropout_autograd": lambda: F.dropout(xg, p, True),
+        "native_dropout": lambda: F.dropout(x, p, True),
+        "randint_seed": lambda: torch.randint(0, 2**62, (1,), device="cuda"),
+    }.items():
         for _ in range(50):
             fn()
         torch.cuda.synchronize()

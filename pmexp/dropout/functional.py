@@ -11,8 +11,8 @@ Variants (``VARIANTS``):
   randoms, mask kept as bits; statistically, not bitwise, equal to torch. Elsewhere (and for
   dtypes the kernel does not take) it is ``packed_exact``.
 - ``seeded``: keeps no mask, only how to draw it again. CUDA: the fused kernel's seed (a Python
-  int; an 8-byte tensor under ``torch.compile``). CPU: a snapshot of the default generator's state, so the mask, output and gradient
-  are bit-identical to ``nn.Dropout``.
+  int; an 8-byte tensor under ``torch.compile``). CPU: a snapshot of the default generator's
+  state, so the mask, output and gradient are bit-identical to ``nn.Dropout``.
 
 Randomness always comes from torch's default generators, so activation checkpointing (which
 restores them) recomputes the same mask. Edge cases follow torch: in eval mode, at ``p == 0``

@@ -2,10 +2,10 @@
 
 ``pmexp::fused_dropout(x, seed, p, store_bits) -> (y, bits)`` reads ``x`` once, draws Philox
 random numbers from ``seed`` (drawn from torch's default generator: an int in eager mode, a
-1-element int64 device tensor inside ``torch.compile``), writes ``y = x * keep / (1 - p)`` and, when ``store_bits``, the keep mask
-packed 8 elements per byte (the :mod:`pmexp.masks` layout). Dropout's backward is the same
-map applied to the gradient, so the ``seeded`` variant's backward calls this op again with
-the same seed. ``pmexp::bits_dropout_backward(grad, bits, p)`` is the ``packed`` backward.
+1-element int64 device tensor inside ``torch.compile``), writes ``y = x * keep / (1 - p)`` and,
+when ``store_bits``, the keep mask packed 8 elements per byte (the :mod:`pmexp.masks` layout).
+Dropout's backward is the same map applied to the gradient, so the ``seeded`` variant's backward
+calls this op again with the same seed. ``pmexp::bits_dropout_backward(grad, bits, p)`` is the ``packed`` backward.
 
 The random stream depends only on (seed, element index): element ``e`` lies in tile
 ``t = e // TILE``; within a tile, chunk ``j = (e % TILE) // (TILE / 4)`` takes output ``j`` of the
@@ -43,8 +43,20 @@ def _scaled(x, scale, COMPUTE: tl.constexpr):
 
 
 @triton.jit
-def _fwd_chunk(x_ptr, y_ptr, bits_ptr, start, local, r, threshold, scale, n,
-               Q: tl.constexpr, STORE_BITS: tl.constexpr, COMPUTE: tl.constexpr):
+def _fwd_chunk(
+    x_ptr,
+    y_ptr,
+    bits_ptr,
+    start,
+    local,
+    r,
+    threshold,
+    scale,
+    n,
+    Q: tl.constexpr,
+    STORE_BITS: tl.constexpr,
+    COMPUTE: tl.constexpr,
+):
     idx = start + local
     inb = idx < n
     x = tl.load(x_ptr + idx, mask=inb, other=0)
@@ -59,8 +71,19 @@ def _fwd_chunk(x_ptr, y_ptr, bits_ptr, start, local, r, threshold, scale, n,
 
 
 @triton.jit(do_not_specialize=["seed"])
-def _fwd_kernel(x_ptr, y_ptr, bits_ptr, seed, n, threshold, scale,
-                TILE: tl.constexpr, STORE_BITS: tl.constexpr, COMPUTE: tl.constexpr, SEED_IS_PTR: tl.constexpr):
+def _fwd_kernel(
+    x_ptr,
+    y_ptr,
+    bits_ptr,
+    seed,
+    n,
+    threshold,
+    scale,
+    TILE: tl.constexpr,
+    STORE_BITS: tl.constexpr,
+    COMPUTE: tl.constexpr,
+    SEED_IS_PTR: tl.constexpr,
+):
     pid = tl.program_id(0)
     Q: tl.constexpr = TILE // 4
     local = tl.arange(0, Q)
@@ -96,8 +119,9 @@ def _identity(kernel):
     return kernel
 
 
-def forward(x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: bool,
-            wrap=_identity) -> tuple[torch.Tensor, torch.Tensor]:
+def forward(
+    x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: bool, wrap=_identity
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the fused forward: eager with an int seed; traced (``wrap_triton``) with a 1-element
     int64 seed tensor on the device. The same seed value gives the same mask either way."""
     x = x.contiguous()
@@ -106,9 +130,18 @@ def forward(x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: boo
     bits = torch.empty((n + 7) // 8 if store_bits else 0, dtype=torch.uint8, device=x.device)
     if n:
         wrap(_fwd_kernel)[(triton.cdiv(n, TILE),)](
-            x, y, bits, seed, n, keep_threshold(p), 1.0 / (1.0 - p),
-            TILE=TILE, STORE_BITS=store_bits, COMPUTE=_compute_dtype(x),
-            SEED_IS_PTR=isinstance(seed, torch.Tensor), num_warps=_NUM_WARPS,
+            x,
+            y,
+            bits,
+            seed,
+            n,
+            keep_threshold(p),
+            1.0 / (1.0 - p),
+            TILE=TILE,
+            STORE_BITS=store_bits,
+            COMPUTE=_compute_dtype(x),
+            SEED_IS_PTR=isinstance(seed, torch.Tensor),
+            num_warps=_NUM_WARPS,
         )
     return y, bits
 

@@ -3,9 +3,9 @@
 Imports torch alone; Triton kernels are loaded only when a CUDA tensor needs them.
 """
 
+from pmexp.masks.accounting import SavedTensorAccounting, saved_tensor_bytes
 from pmexp.masks.bits import pack_bits, packed_numel, unpack_bits
 from pmexp.masks.hooks import PackedMask, packed_saved_masks
-from pmexp.masks.accounting import SavedTensorAccounting, saved_tensor_bytes
 
 __all__ = [
     "pack_bits",

@@ -46,12 +46,15 @@ def _check_endianness() -> None:
 
 def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
     """Torch implementation of :func:`pack_bits` (any device)."""
-    _check_endianness()
     flat = mask.reshape(-1)
     n = flat.numel()
-    pad = (-n) % 8  # whole int64 words of 8 elements each
+    pad = (-n) % 8  # whole bytes (int64 words) of 8 elements each
     if pad:
         flat = torch.cat([flat, flat.new_zeros(pad)])
+    if torch.compiler.is_compiling():  # Inductor cannot lower dtype views of bool; it fuses this instead
+        shifts = torch.arange(8, dtype=torch.int32, device=flat.device)
+        return (flat.view(-1, 8).to(torch.int32) << shifts).sum(dim=1).to(torch.uint8)
+    _check_endianness()
     words = flat.contiguous().view(torch.uint8).view(torch.int64)
     packed = ((words * _GATHER) >> 56) & 0xFF
     return packed.to(torch.uint8)
@@ -60,8 +63,10 @@ def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
 def unpack_bits_torch(packed: torch.Tensor, numel: int) -> torch.Tensor:
     """Torch implementation of :func:`unpack_bits` on a flat result (any device)."""
     shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
-    expanded = (packed.reshape(-1, 1) >> shifts) & 1
-    return expanded.reshape(-1)[:numel].view(torch.bool)
+    expanded = ((packed.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:numel]
+    if torch.compiler.is_compiling():
+        return expanded != 0
+    return expanded.view(torch.bool)  # 0/1 bytes are valid bools: no copy
 
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:

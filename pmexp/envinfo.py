@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -12,13 +13,20 @@ __all__ = ["env_info", "git_commit"]
 
 
 def git_commit(root: Path | None = None) -> str | None:
-    """The checkout's commit (with ``+dirty`` when files changed), or None outside git."""
-    root = root or Path(__file__).resolve().parents[2]
+    """The checkout's commit (with ``+dirty`` when tracked files changed), or None outside git.
+
+    ``PMEXP_COMMIT`` wins when set: a copy of the tree without ``.git`` (the GPU machine's) is
+    told its commit that way.
+    """
+    if os.environ.get("PMEXP_COMMIT"):
+        return os.environ["PMEXP_COMMIT"]
+    root = root or Path(__file__).resolve().parents[1]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("+dirty" if dirty else "")
 
