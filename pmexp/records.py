@@ -1,0 +1,132 @@
+"""The files a job leaves in its directory, which pmexp.report reads (and nothing else does).
+
+`metrics.json` holds one record: status, error, traceback, config, config_hash, overrides, env and
+summary (keys in `SUMMARY_KEYS`, null where they do not apply). `steps.jsonl` holds one JSON object
+per optimizer step and one per evaluation, each line flushed as soon as it is written, so a crash
+loses nothing already logged. Numbers that are not finite are written as null (strict JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "HASH_EXCLUDED_KEYS",
+    "RECORD_FILE",
+    "STATUSES",
+    "STEPS_FILE",
+    "SUMMARY_KEYS",
+    "StepLog",
+    "config_hash",
+    "env_info",
+    "read_record",
+    "write_record",
+]
+
+RECORD_FILE = "metrics.json"
+STEPS_FILE = "steps.jsonl"
+STATUSES = ("ok", "oom", "failed", "killed", "running")
+SUMMARY_KEYS = (
+    "model", "variant", "precision", "seq_len", "attention", "batch_size", "seed", "compile",
+    "checkpointing", "targets", "steps", "train_loss_final", "eval_loss", "eval_accuracy", "eval_f1",
+    "peak_allocated_mb", "peak_reserved_mb", "peak_active_mb", "saved_mask_bytes",
+    "saved_activation_bytes", "saved_total_bytes", "throughput_seq_s", "throughput_tok_s",
+    "step_time_median_ms", "step_time_p90_ms", "grad_norm_final", "wall_time_s",
+)
+# Keys that change where or how a job is reported, not what it computes: a resumed sweep with
+# W&B switched on, or `force=true`, still matches the record it left.
+HASH_EXCLUDED_KEYS = ("force", "job_dir", "logger")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, tensors and paths become plain values."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, torch.Tensor):
+        return _clean(value.item() if value.numel() == 1 else value.tolist())
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A stable hash of a resolved config, leaving out `HASH_EXCLUDED_KEYS` (first 16 hex digits)."""
+    kept = {k: v for k, v in config.items() if k not in HASH_EXCLUDED_KEYS}
+    text = json.dumps(_clean(kept), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _cpu_name() -> str:
+    """The CPU model (Linux /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def env_info(device: torch.device) -> dict[str, Any]:
+    """Versions, commit and hardware a record was made with (`pmexp.envinfo`), naming the job's device."""
+    from pmexp.envinfo import env_info as machine_info
+
+    info = machine_info()
+    info["device_name"] = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    return info
+
+
+def write_record(job_dir: Path, record: Mapping[str, Any]) -> Path:
+    """Write `metrics.json` atomically (temp file + rename): a reader never sees half a record."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    path = job_dir / RECORD_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_clean(record), indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_record(job_dir: Path) -> dict[str, Any] | None:
+    """The record in `job_dir`, or None when there is none or it cannot be parsed."""
+    try:
+        return json.loads((job_dir / RECORD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class StepLog:
+    """Appends one JSON line per call to `steps.jsonl`, flushed at once.
+
+    A new attempt in a job dir that already has a steps file moves the old one aside to
+    `steps.attemptN.jsonl` first, so lines of an earlier (failed or killed) attempt are kept.
+    """
+
+    def __init__(self, job_dir: Path) -> None:
+        path = job_dir / STEPS_FILE
+        if path.exists():
+            n = 1
+            while (job_dir / f"steps.attempt{n}.jsonl").exists():
+                n += 1
+            path.rename(job_dir / f"steps.attempt{n}.jsonl")
+        self.path = path
+        self._file = path.open("a", buffering=1)  # line buffered, plus an explicit flush below
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        self._file.write(json.dumps(_clean(row)) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

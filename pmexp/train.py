@@ -1,0 +1,354 @@
+"""Train one job (a model, a dropout option, a precision ...) and leave its records in the job dir.
+
+    python -m pmexp.train                                         # tinybert on MRPC, CPU or GPU
+    python -m pmexp.train model=minilm trainer.epochs=1           # pretrained MiniLM, offline
+    python -m pmexp.train model=bert_large dropout=packed precision=bf16 seq_len=512 data=synthetic
+    python -m pmexp.train -m seed=0,1,2,3,4 dropout=standard,packed
+    python -m pmexp.train -m experiment=fidelity hydra.sweep.dir=multirun/fidelity   # re-run resumes
+    python -m pmexp.train --cfg job                               # print the composed config
+
+`train(cfg)` does the work and returns the job record; `main` is the thin Hydra entry point. Every
+job writes `metrics.json` (status ok / oom / failed / killed) and `steps.jsonl` into its job dir
+(see pmexp.records). An out-of-memory or failed job is recorded and the multirun goes on; SIGTERM or
+SIGINT records `killed` and exits. A job dir whose record says ok for the same config is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import math
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from pmexp.callbacks import register_resolvers
+from pmexp.config import ConfigError, validate
+from pmexp.records import SUMMARY_KEYS, StepLog, config_hash, env_info, read_record, write_record
+
+__all__ = ["JobKilled", "evaluate", "main", "train"]
+
+log = logging.getLogger(__name__)
+PROBE_SUMMARY_KEYS = ("saved_mask_bytes", "saved_activation_bytes", "saved_total_bytes")
+
+
+class JobKilled(BaseException):
+    """SIGTERM or SIGINT arrived. A BaseException, so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"killed by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise_killed() -> Iterator[None]:
+    """Turn SIGTERM/SIGINT into `JobKilled` while a job runs (main thread only; others keep theirs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise JobKilled(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _hydra_runtime() -> Any:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def _job_dir(cfg: DictConfig) -> Path:
+    if cfg.job_dir is not None:
+        return Path(cfg.job_dir)
+    runtime = _hydra_runtime()
+    if runtime is None:
+        raise ConfigError("job_dir is null and no Hydra run is active: pass job_dir=<folder for the records>")
+    return Path(runtime.runtime.output_dir)
+
+
+def _device(name: str) -> torch.device:
+    """The run's device, with an index on CUDA (per-device calls such as the memory cap need one)."""
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # every device's generator
+
+
+def _config_summary(cfg: DictConfig) -> dict[str, Any]:
+    """The summary keys known before any work; the rest start as null."""
+    summary: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
+    surgery = cfg.dropout.variant is not None
+    summary.update(
+        model=cfg.model.name, variant=cfg.dropout.name, precision=cfg.precision.name,
+        seq_len=None if cfg.model.task == "image_classification" else cfg.seq_len,
+        attention=cfg.attention, batch_size=cfg.trainer.batch_size, seed=cfg.seed,
+        compile=cfg.trainer.compile, checkpointing=cfg.trainer.checkpointing,
+        targets=list(cfg.dropout.targets) if surgery else None, steps=0,
+    )
+    return summary
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: Any, device: torch.device, autocast: Callable, cfg: DictConfig) -> dict:
+    """Mean loss over the eval set, and accuracy/F1 for classifiers (None for a causal LM)."""
+    from pmexp.metrics import classification_metrics
+
+    model.eval()
+    loss_sum, count, preds, refs = 0.0, 0, [], []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast():
+            out = model(**batch)
+        n = batch["labels"].shape[0]
+        loss_sum += out.loss.float().item() * n
+        count += n
+        if cfg.model.task != "causal_lm":
+            preds += out.logits.argmax(-1).tolist()
+            refs += batch["labels"].tolist()
+    model.train()
+    result: dict[str, Any] = {"eval_loss": loss_sum / max(count, 1), "eval_accuracy": None, "eval_f1": None}
+    if preds:
+        scores = classification_metrics(preds, refs, num_labels=cfg.model.num_labels)
+        result.update(eval_accuracy=scores["accuracy"], eval_f1=scores["f1"])
+    return result
+
+
+def _probe(model: torch.nn.Module, batch: dict, autocast: Callable, hooks: bool) -> dict[str, Any]:
+    """One forward under saved-tensor accounting: how many saved bytes are masks, and the rest."""
+    from pmexp.masks import saved_tensor_bytes
+
+    def forward() -> torch.Tensor:
+        with autocast():
+            return model(**batch).loss
+
+    return saved_tensor_bytes(forward, params=model.parameters(), pack_masks=hooks)
+
+
+def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, wb: Any) -> None:
+    """Build everything and train; fills `record` as it goes, so a failure keeps what was reached."""
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from pmexp.data import build_dataloaders, count_tokens
+    from pmexp.masks import packed_saved_masks
+    from pmexp.metrics import StepTimer, grad_norms, reset_peak_memory, sync
+    from pmexp.models import apply_dropout, build_model
+
+    t, summary = cfg.trainer, record["summary"]
+    _seed_everything(cfg.seed)
+    if t.memory_cap_gb is not None:
+        if device.type == "cuda":
+            total = torch.cuda.get_device_properties(device).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, t.memory_cap_gb * 2**30 / total), device)
+        else:
+            log.warning("trainer.memory_cap_gb applies to CUDA only; ignored on %s", device)
+
+    # Model, dropout variant, data.
+    model, record["model_info"] = build_model(cfg)
+    record["dropout_report"] = apply_dropout(model, cfg.dropout)
+    model.to(device)
+    train_loader, eval_loader = build_dataloaders(cfg, model.config)
+
+    # Optimizer and schedule: weight decay on matrices only (not biases, not LayerNorm).
+    steps_per_epoch = math.ceil(len(train_loader) / t.grad_accum)
+    total_steps = t.max_steps or steps_per_epoch * t.epochs
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=t.lr, fused=device.type == "cuda")
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(t.warmup * total_steps), total_steps)
+    dtype = getattr(torch, cfg.precision.autocast_dtype) if cfg.precision.autocast_dtype else None
+    autocast = partial(torch.autocast, device_type=device.type, dtype=dtype, enabled=dtype is not None)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision.grad_scaler)
+    masks = packed_saved_masks if cfg.dropout.hooks else contextlib.nullcontext
+    fwd = torch.compile(model) if t.compile else model
+
+    if t.probe:  # uncompiled model: counts what eager autograd saves for one training batch
+        probe_batch = {k: v[: t.batch_size].to(device) for k, v in next(iter(eval_loader)).items()}
+        record["probe"] = _probe(model, probe_batch, autocast, cfg.dropout.hooks)
+        summary.update({k: record["probe"][k] for k in PROBE_SUMMARY_KEYS})
+        del probe_batch
+    reset_peak_memory(device)
+    timer = StepTimer(t.timing_warmup)
+    log.info("training %d steps (%d epoch(s) of %d), batch %d x %d accumulated, on %s",
+             total_steps, epochs, steps_per_epoch, t.batch_size, t.grad_accum, device)
+
+    step, micro, samples, tokens, loss_sum, t0 = 0, 0, 0, 0, 0.0, 0.0
+    progress = tqdm(total=total_steps, desc=f"{cfg.model.name}/{cfg.dropout.name}", disable=None)
+    for epoch in range(epochs):
+        for i, batch in enumerate(train_loader):
+            if micro == 0:
+                t0 = time.perf_counter()  # times the step from host-to-device copy to optimizer update
+                samples = tokens = 0
+                loss_sum = 0.0
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            samples += batch["labels"].shape[0]
+            tokens += count_tokens(batch, model.config)
+            with masks():
+                with autocast():
+                    loss = fwd(**batch).loss / t.grad_accum
+                scaler.scale(loss).backward()  # backward outside autocast, as torch recommends
+            loss_sum += loss.detach().float()
+            micro += 1
+            if micro < t.grad_accum and i + 1 < len(train_loader):
+                continue
+
+            scaler.unscale_(optimizer)  # true gradients for the norms and the clipping
+            grad_norm, layer_norms = grad_norms(model.named_parameters())  # CPU-GPU sync point
+            if t.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
+            lr = scheduler.get_last_lr()[0]
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            sync(device)  # CPU-GPU sync point: the step's wall time is its device time
+            seconds = time.perf_counter() - t0
+            step, micro = step + 1, 0
+            timer.add(seconds, samples, tokens)
+
+            row = {"step": step, "loss": float(loss_sum), "lr": lr, "grad_norm": grad_norm,
+                   "step_time_ms": seconds * 1000, **layer_norms}
+            steps.write(row)
+            wb.log(row, step)
+            summary.update(steps=step, train_loss_final=row["loss"], grad_norm_final=grad_norm)
+            progress.update(1)
+            if step % t.log_every == 0 or step == total_steps:
+                summary.update(timer.summary())
+                progress.set_postfix(loss=f"{row['loss']:.4f}")
+                log.info("step %d/%d loss %.4f lr %.2e grad_norm %.3f %.0f ms",
+                         step, total_steps, row["loss"], lr, grad_norm, row["step_time_ms"])
+            if step >= total_steps:
+                break
+
+        if t.eval:
+            result = evaluate(fwd, eval_loader, device, autocast, cfg)
+            steps.write({"epoch": epoch + 1, **result})
+            wb.log(result, step)
+            summary.update(result)
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in result.items() if v is not None))
+        if step >= total_steps:
+            break
+    progress.close()
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one job and write its record; return the record (status, summary, config ...).
+
+    Args:
+        cfg: the composed config (`@hydra.main` or `hydra.compose`); validated here first.
+
+    Returns:
+        The job record as written to `<job_dir>/metrics.json`; for a skipped job, the old record.
+
+    Raises:
+        ConfigError: the config is invalid (nothing is run or written).
+        SystemExit: SIGTERM/SIGINT arrived; the `killed` record was written first.
+    """
+    started = time.perf_counter()
+    cfg = validate(cfg)
+    job_dir = _job_dir(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    chash = config_hash(config)
+    previous = read_record(job_dir)
+    if previous and previous.get("status") == "ok" and previous.get("config_hash") == chash and not cfg.force:
+        log.info("skipping %s: its record says ok for config_hash %s (force=true re-runs it)", job_dir, chash)
+        return previous
+
+    from pmexp.metrics import peak_memory
+    from pmexp.wandb_logger import WandbLogger
+
+    runtime = _hydra_runtime()
+    device = _device(cfg.trainer.device)
+    record: dict[str, Any] = {
+        "status": "running", "error": None, "traceback": None, "config": config, "config_hash": chash,
+        "overrides": list(runtime.overrides.task) if runtime else [], "env": env_info(device),
+        "summary": _config_summary(cfg), "dropout_report": None, "model_info": None, "probe": None,
+    }
+    write_record(job_dir, record)
+    multirun = runtime is not None and runtime.mode == RunMode.MULTIRUN
+    name = (runtime.job.override_dirname if runtime else "") or f"{cfg.model.name}-{cfg.dropout.name}-seed{cfg.seed}"
+    tags = [cfg.model.name, cfg.dropout.name, cfg.precision.name, cfg.attention]
+    choices = runtime.runtime.choices if runtime else {}
+    if choices.get("experiment"):
+        tags.append(choices["experiment"])
+    wb = WandbLogger(cfg.logger, config, job_dir, name, str(runtime.sweep.dir) if multirun else None, tags)
+    steps = StepLog(job_dir)
+    killed: JobKilled | None = None
+    try:
+        with _signals_raise_killed():
+            try:
+                _loop(cfg, device, record, steps, wb)
+                record["summary"].update(peak_memory(device))
+                record["status"] = "ok"
+            except torch.OutOfMemoryError as e:
+                record.update(status="oom", error=f"OutOfMemoryError: {e}")
+                record["summary"].update(peak_memory(device))  # the memory reached before it gave out
+            except JobKilled as e:
+                record.update(status="killed", error=str(e))
+                killed = e
+            except Exception as e:  # recorded, not raised: the other jobs of a multirun go on
+                record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            record["summary"]["wall_time_s"] = time.perf_counter() - started
+            write_record(job_dir, record)
+    finally:
+        steps.close()
+        wb.summary(record["summary"])
+        wb.finish(exit_code=0 if record["status"] == "ok" else 1)
+    if device.type == "cuda":  # the failed job's tensors are unreachable now: give their memory back
+        gc.collect()
+        torch.cuda.empty_cache()
+        if cfg.trainer.memory_cap_gb is not None:  # the cap is per process: lift it for the next job
+            torch.cuda.set_per_process_memory_fraction(1.0, device)
+    level = logging.INFO if record["status"] == "ok" else logging.ERROR
+    log.log(level, "job %s: %s%s", record["status"], job_dir, f" ({record['error']})" if record["error"] else "")
+    if killed is not None:
+        raise SystemExit(128 + killed.signum)
+    return record
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point: one job, or one job of a multirun (`-m`)."""
+    try:
+        record = train(cfg)
+    except ConfigError as e:  # the message says what to change; a traceback would only bury it
+        print(f"pmexp: invalid config: {e}", file=sys.stderr)
+        sys.exit(2)
+    runtime = _hydra_runtime()
+    if record["status"] != "ok" and runtime is not None and runtime.mode == RunMode.RUN:
+        sys.exit(1)  # a single run reports failure by its exit code; a multirun's callback counts
+
+
+register_resolvers()  # before @hydra.main composes: conf/train.yaml names its job dirs with it
+
+if __name__ == "__main__":
+    main()
