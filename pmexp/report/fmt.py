@@ -1,0 +1,74 @@
+"""Number and label formatting shared by tables and verdicts.
+
+Why: one place decides how a ratio, a percentage or a missing value reads, so the verdict
+text and the tables it points to always agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["MISSING", "first_line", "compression", "config_label", "num", "pct", "pvalue", "ratio", "sigma"]
+
+#: Shown where a value does not apply or was not measured.
+MISSING = "n/a"
+
+
+def num(value: float | None, digits: int = 2) -> str:
+    """A plain number with ``digits`` decimals, ``n/a`` for None."""
+    return MISSING if value is None else f"{value:,.{digits}f}"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """A fraction as a signed percentage: 0.052 -> '+5.2%'."""
+    return MISSING if value is None else f"{value * 100:+.{digits}f}%"
+
+
+def ratio(value: float | None, digits: int = 3) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}x"
+
+
+def compression(value: float | None) -> str:
+    """Mask compression; a variant that saves no mask bytes (seeded) reads 'inf (all)'."""
+    if value is None:
+        return MISSING
+    return "inf (all)" if math.isinf(value) else f"{value:.2f}x"
+
+
+def pvalue(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return f"{value:.2e}" if value < 1e-3 else f"{value:.3f}"
+
+
+def sigma(value: float | None) -> str:
+    if value is None:
+        return MISSING
+    return f"{value:+.2f}σ" if math.isfinite(value) else ("+inf σ" if value > 0 else "-inf σ")
+
+
+def first_line(text: str | None, limit: int = 160) -> str:
+    """The first line of an error message, cut to ``limit`` characters; '' for None."""
+    return (text or "").strip().split("\n", 1)[0][:limit]
+
+
+def config_label(settings: dict[str, Any], exclude: Iterable[str] = ("variant",)) -> str:
+    """Compact name of a configuration: 'bert_base bf16 sdpa L=512 B=32 compile'."""
+    skip = set(exclude)
+    parts: list[str] = []
+    for key in ("model", "precision", "attention"):
+        if key not in skip and settings.get(key) is not None:
+            parts.append(str(settings[key]))
+    for key, short in (("seq_len", "L"), ("batch_size", "B")):
+        if key not in skip and settings.get(key) is not None:
+            parts.append(f"{short}={settings[key]}")
+    for key, short in (("compile", "compile"), ("checkpointing", "ckpt")):
+        if key not in skip and settings.get(key):
+            parts.append(short)
+    if "targets" not in skip and settings.get("targets"):
+        parts.append(f"targets={settings['targets']}")
+    if "variant" not in skip and settings.get("variant") is not None:
+        parts.append(str(settings["variant"]))
+    return " ".join(parts) or "(default)"

@@ -1,0 +1,258 @@
+"""Collect job records (``metrics.json``) and max-batch results from sweep directories.
+
+Why a module of its own: everything downstream (tables, statistics, plots, verdicts) works on
+the flat rows built here, so the on-disk schema is interpreted in exactly one place. Rows are
+built from each record's ``summary`` (plus ``status``); the resolved ``config`` is only a
+fallback for settings the summary left null (a job that died before writing its summary).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pmexp.records import RECORD_FILE, STATUSES, STEPS_FILE
+
+__all__ = [
+    "MAXBATCH_FILE",
+    "PROBES_FILE",
+    "GROUP_KEYS",
+    "PMDROP_VARIANTS",
+    "SETTING_KEYS",
+    "EmptySweepError",
+    "MaxBatchResult",
+    "Row",
+    "SweepNotFoundError",
+    "gather_maxbatch",
+    "gather_rows",
+    "read_steps",
+    "settings_of",
+    "variant_order",
+]
+
+#: Summary fields that describe *what* was run (as opposed to what was measured).
+SETTING_KEYS: tuple[str, ...] = (
+    "model", "variant", "precision", "seq_len", "attention",
+    "batch_size", "compile", "checkpointing", "targets", "seed",
+)
+#: A "configuration" is every setting except the seed: its jobs are the seed repeats.
+GROUP_KEYS: tuple[str, ...] = tuple(k for k in SETTING_KEYS if k != "seed")
+#: What ``python -m pmexp.maxbatch`` writes: the result, and one line per probe.
+MAXBATCH_FILE, PROBES_FILE = "maxbatch.json", "maxbatch.jsonl"
+#: Variants that are PM-Drop (judged by the success criteria); ``none`` is a no-dropout reference.
+PMDROP_VARIANTS: tuple[str, ...] = ("packed_exact", "packed", "seeded", "packed_hooks")
+_VARIANT_ORDER: tuple[str, ...] = ("standard", *PMDROP_VARIANTS, "none")
+
+# Where each setting may live in the resolved config (first scalar found wins), for records whose
+# summary lacks it. `dropout.name` before `dropout.variant`: packed_hooks and none have variant null.
+_CONFIG_PATHS: dict[str, tuple[str, ...]] = {
+    "model": ("model.name",),
+    "variant": ("dropout.name", "dropout.variant"),
+    "precision": ("precision.name",),
+    "seq_len": ("seq_len",),
+    "attention": ("attention.implementation", "attention"),
+    "batch_size": ("trainer.batch_size",),
+    "compile": ("trainer.compile",),
+    "checkpointing": ("trainer.checkpointing",),
+    "targets": ("dropout.targets",),
+    "seed": ("seed",),
+}
+
+Row = dict[str, Any]
+"""One job: the summary's fields, normalised settings, ``status``, ``error`` and ``job_dir``."""
+
+
+class SweepNotFoundError(FileNotFoundError):
+    """A directory given to the report does not exist."""
+
+
+class EmptySweepError(ValueError):
+    """The given directories hold no job records at all."""
+
+
+@dataclass(frozen=True)
+class MaxBatchResult:
+    """One ``maxbatch.json``: the largest batch (or seq_len) per variant for one config."""
+
+    path: Path
+    search: str  # "batch_size" or "seq_len": the dimension that was searched
+    settings: dict[str, Any]
+    results: dict[str, dict[str, Any]]  # variant -> {"max", "peak_allocated_mb", "hit_cap", ...}
+    complete: bool = True
+    env: dict[str, Any] = field(default_factory=dict)
+
+
+def variant_order(variant: str | None) -> tuple[int, str]:
+    """Sort key that puts ``standard`` first, then the PM-Drop variants, then the rest."""
+    name = str(variant)
+    rank = _VARIANT_ORDER.index(name) if name in _VARIANT_ORDER else len(_VARIANT_ORDER)
+    return rank, name
+
+
+def _check_dirs(dirs: Sequence[str | Path]) -> list[Path]:
+    if not dirs:
+        raise SweepNotFoundError(
+            "no sweep directory given: pass the directory a multirun wrote, e.g. "
+            "`python -m pmexp.report multirun/2025-01-31/12-00-00`"
+        )
+    paths = [Path(d) for d in dirs]
+    for path in paths:
+        if not path.is_dir():
+            raise SweepNotFoundError(
+                f"sweep directory {str(path)!r} does not exist or is not a directory: pass the "
+                "directory a multirun wrote (it holds job dirs with metrics.json), or a "
+                "max-batch --out directory"
+            )
+    return paths
+
+
+def _select(config: Mapping[str, Any] | None, paths: Sequence[str]) -> Any:
+    """The first value at one of the dotted ``paths`` that is not a mapping, else None."""
+    for dotted in paths:
+        node: Any = config
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None and not isinstance(node, Mapping):
+            return node
+    return None
+
+
+def _normalise(key: str, value: Any) -> Any:
+    """Make a setting hashable and comparable: lists become 'a,b', floats that are ints, ints."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if key in ("seq_len", "batch_size", "seed") and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of one job record: summary first, resolved config as fallback.
+
+    Args:
+        record: a parsed ``metrics.json``.
+
+    Returns:
+        A dict with every key of :data:`SETTING_KEYS`; values are ``None`` when unknown.
+    """
+    summary = record.get("summary") or {}
+    config = record.get("config") or {}
+    out: dict[str, Any] = {}
+    for key in SETTING_KEYS:
+        value = summary.get(key)
+        if value is None:
+            value = _select(config, _CONFIG_PATHS[key])
+        out[key] = _normalise(key, value)
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def _row(record: Mapping[str, Any], job_dir: Path) -> Row:
+    summary = record.get("summary") or {}
+    row: Row = {k: _number(v) for k, v in summary.items() if k not in SETTING_KEYS}
+    row.update(settings_of(record))
+    status = record.get("status")
+    row["status"] = status if status in STATUSES else "failed"
+    row["error"] = record.get("error") or (None if status in STATUSES else f"unknown status {status!r}")
+    row["job_dir"] = str(job_dir)
+    row["env"] = record.get("env") or {}
+    return row
+
+
+def _under_maxbatch(metrics: Path, roots: Iterable[Path]) -> bool:
+    """Probe runs of a max-batch search sit below its ``maxbatch.jsonl``; they are not sweep jobs."""
+    for parent in metrics.parents:
+        if (parent / PROBES_FILE).exists() or (parent / MAXBATCH_FILE).exists():
+            return True
+        if parent in roots:
+            return False
+    return False
+
+
+def gather_rows(dirs: Sequence[str | Path]) -> list[Row]:
+    """Read every ``metrics.json`` below ``dirs`` (any depth) into rows.
+
+    Probe runs of a max-batch search are skipped: they are summarised by ``maxbatch.json``.
+    A ``metrics.json`` that cannot be parsed becomes a ``failed`` row, so it is never dropped.
+
+    Raises:
+        SweepNotFoundError: a directory does not exist.
+        EmptySweepError: neither a job record nor a max-batch result was found.
+    """
+    roots = _check_dirs(dirs)
+    rows: list[Row] = []
+    for root in roots:
+        for metrics in sorted(root.rglob(RECORD_FILE)):
+            if _under_maxbatch(metrics, roots):
+                continue
+            try:
+                record = json.loads(metrics.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                record = {"status": "failed", "error": f"unreadable metrics.json: {exc}"}
+            rows.append(_row(record, metrics.parent))
+    has_maxbatch = any(next(r.rglob(MAXBATCH_FILE), None) is not None for r in roots)
+    if not rows and not has_maxbatch:
+        raise EmptySweepError(
+            f"no metrics.json found under {', '.join(map(str, roots))}: pass a sweep directory "
+            "written by `python -m pmexp.train -m ...` (its job dirs hold metrics.json), or the "
+            "--out directory of `python -m pmexp.maxbatch`"
+        )
+    return rows
+
+
+def gather_maxbatch(dirs: Sequence[str | Path]) -> list[MaxBatchResult]:
+    """Read every ``maxbatch.json`` below ``dirs`` (written atomically; one that fails to parse is skipped)."""
+    results: list[MaxBatchResult] = []
+    for root in _check_dirs(dirs):
+        for path in sorted(root.rglob(MAXBATCH_FILE)):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            results.append(
+                MaxBatchResult(
+                    path=path,
+                    search=str(data.get("search", "batch_size")),
+                    settings={k: _normalise(k, v) for k, v in (data.get("settings") or {}).items()},
+                    results=dict(data.get("results") or {}),
+                    complete=bool(data.get("complete", True)),
+                    env=dict(data.get("env") or {}),
+                )
+            )
+    return results
+
+
+def read_steps(job_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Training lines and eval lines of a job's ``steps.jsonl``.
+
+    A torn last line (a killed job) is skipped rather than failing the whole report.
+
+    Returns:
+        ``(train_lines, eval_lines)``; both empty when the file is missing.
+    """
+    path = Path(job_dir) / STEPS_FILE
+    train: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    if not path.exists():
+        return train, evals
+    for line in path.read_text().splitlines():
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(item, dict):
+            continue
+        if "step" in item and "loss" in item:
+            train.append(item)
+        elif "eval_loss" in item or "eval_f1" in item:
+            evals.append(item)
+    return train, evals

@@ -1,0 +1,187 @@
+"""Turn groups, comparisons, verdicts and max-batch results into report tables.
+
+Why: a configuration whose seeds all ran out of memory must still appear, with "OOM" in
+its cells; these functions are where that rule is applied, for every table alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from pmexp.records import STATUSES
+from pmexp.report import fmt
+from pmexp.report.document import Paragraph, Table
+from pmexp.report.gather import GROUP_KEYS, MaxBatchResult, Row, variant_order
+from pmexp.report.stats import Comparison, Group, Stat, sort_key, status_name
+from pmexp.report.verdicts import Verdict
+
+__all__ = [
+    "MEMORY_SPEED_METRICS",
+    "QUALITY_METRICS",
+    "common_settings",
+    "comparison_table",
+    "maxbatch_table",
+    "metric_table",
+    "problem_table",
+    "status_table",
+    "varying_keys",
+    "verdict_table",
+]
+
+# (summary key, column title, decimals)
+MEMORY_SPEED_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("peak_allocated_mb", "peak alloc MB", 1),
+    ("peak_reserved_mb", "peak reserved MB", 1),
+    ("saved_mask_bytes", "saved mask bytes", 0),
+    ("throughput_seq_s", "seq/s", 2),
+    ("throughput_tok_s", "tok/s", 0),
+    ("step_time_median_ms", "step median ms", 2),
+)
+QUALITY_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("eval_f1", "F1", 4),
+    ("eval_accuracy", "accuracy", 4),
+    ("eval_loss", "eval loss", 4),
+    ("train_loss_final", "train loss", 4),
+)
+_MAX_PROBLEMS = 50
+
+
+def varying_keys(groups: Sequence[Group]) -> list[str]:
+    """Settings that take more than one value across ``groups``, then ``variant`` (always)."""
+    varying = [k for k in GROUP_KEYS if len({repr(g.settings[k]) for g in groups}) > 1]
+    return [k for k in varying if k != "variant"] + ["variant"]
+
+
+def common_settings(groups: Sequence[Group]) -> Paragraph | None:
+    """One line naming the settings shared by every configuration (kept out of table columns)."""
+    fixed = [k for k in GROUP_KEYS if k not in varying_keys(groups)]
+    if not groups or not fixed:
+        return None
+    text = ", ".join(f"{k}={groups[0].settings[k]}" for k in fixed)
+    return Paragraph(f"Common to every configuration: {text}.")
+
+
+def _counts_text(counts: Counter[str]) -> str:
+    return ", ".join(f"{status_name(s)} {counts[s]}" for s in STATUSES if counts.get(s))
+
+
+def status_table(rows: Sequence[Row]) -> Table:
+    """Jobs by status, every status listed (zeros included) so absence is visible too."""
+    counts = Counter(r["status"] for r in rows)
+    body = [[status_name(s), str(counts.get(s, 0))] for s in STATUSES]
+    return Table(["status", "jobs"], [*body, ["total", str(len(rows))]])
+
+
+def problem_table(rows: Sequence[Row], roots: Sequence[Path]) -> Table | None:
+    """Failed, killed and still-running jobs with the first line of their error."""
+    bad = [r for r in rows if r["status"] in ("failed", "killed", "running")]
+    if not bad:
+        return None
+
+    def where(job_dir: str) -> str:
+        for root in roots:
+            try:
+                return str(Path(job_dir).relative_to(root)) or "."
+            except ValueError:
+                continue
+        return job_dir
+
+    body = [
+        [where(r["job_dir"]), r["status"], fmt.config_label(r), fmt.first_line(r.get("error"))]
+        for r in bad[:_MAX_PROBLEMS]
+    ]
+    if len(bad) > _MAX_PROBLEMS:
+        body.append([f"... {len(bad) - _MAX_PROBLEMS} more", "", "", ""])
+    return Table(["job dir", "status", "configuration", "error"], body, align_right=False)
+
+
+def _cell(group: Group, stat: Stat, digits: int) -> str:
+    if not group.ok:
+        return group.label
+    if stat.mean is None:
+        return fmt.MISSING
+    if stat.std is None:
+        return fmt.num(stat.mean, digits)
+    return f"{fmt.num(stat.mean, digits)} ± {fmt.num(stat.std, digits)}"
+
+
+def metric_table(groups: Sequence[Group], metrics: Sequence[tuple[str, str, int]]) -> Table:
+    """One row per configuration: varying settings, job counts, then mean ± std over ok seeds."""
+    keys = varying_keys(groups)
+    body = [
+        [*(str(g.settings[k]) for k in keys), _counts_text(g.status_counts),
+         *(_cell(g, g.stat(m), d) for m, _, d in metrics)]
+        for g in groups
+    ]
+    return Table([*keys, "jobs", *(title for _, title, _ in metrics)], body)
+
+
+def _missing(c: Comparison) -> str:
+    if c.baseline is None:
+        return "no standard run"
+    if not c.baseline.ok:
+        return f"standard {c.baseline.label}"
+    if not c.group.ok:
+        return c.group.label
+    return fmt.MISSING
+
+
+def comparison_table(comparisons: Sequence[Comparison]) -> Table:
+    """Each variant against standard with every other setting equal."""
+    def show(value: float | None, text: str, c: Comparison) -> str:
+        return text if value is not None else _missing(c)
+
+    body = [
+        [
+            fmt.config_label(c.group.settings), c.group.variant,
+            show(c.memory_saving, fmt.pct(c.memory_saving), c),
+            show(c.throughput_ratio, fmt.ratio(c.throughput_ratio), c),
+            show(c.mask_compression, fmt.compression(c.mask_compression), c),
+            show(c.f1_diff, fmt.num(c.f1_diff, 4), c),
+            fmt.pvalue(c.f1_p),
+            fmt.sigma(c.f1_sigma),
+        ]
+        for c in comparisons
+    ]
+    header = ["configuration", "variant", "memory saving", "throughput ratio", "mask compression",
+              "ΔF1", "Welch p", "ΔF1 / σ(standard)"]
+    return Table(header, body)
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> Table:
+    return Table(
+        ["criterion", "variant", "verdict", "measured"],
+        [[v.criterion, v.variant, v.outcome, v.measured] for v in verdicts],
+        align_right=False,
+    )
+
+
+def maxbatch_table(results: Sequence[MaxBatchResult]) -> Table:
+    """Largest batch (or seq_len) per variant, with the gain over standard's."""
+    body: list[list[str]] = []
+    ordered = sorted(results, key=lambda r: [sort_key(r.settings.get(k)) for k in GROUP_KEYS])
+    for mb in ordered:
+        base = (mb.results.get("standard") or {}).get("max")
+        for variant in sorted(mb.results, key=variant_order):
+            res = mb.results[variant]
+            best = res.get("max")
+            gain = fmt.pct(best / base - 1) if best is not None and base and variant != "standard" else ""
+            notes = []
+            if res.get("hit_cap"):
+                notes.append("hit the cap")
+            if not mb.complete:
+                notes.append("search incomplete")
+            if res.get("error"):
+                notes.append(fmt.first_line(str(res["error"])))
+            body.append([
+                fmt.config_label(mb.settings), mb.search, variant,
+                fmt.MISSING if best is None else str(best),
+                fmt.num(res.get("peak_allocated_mb"), 1), gain, str(res.get("probes", "")),
+                str(mb.env.get("device_name") or ""), "; ".join(notes),
+            ])
+    header = ["configuration", "searched", "variant", "max", "peak alloc MB at max", "vs standard",
+              "probes", "device", "notes"]
+    return Table(header, body)
+
