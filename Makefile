@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 VENV_FLAGS ?=
-EXTRAS ?= test,lint,gpu
+EXTRAS ?= test,lint,gpu,sweep
 EXPERIMENT ?= fidelity
 SWEEP ?= multirun/$(EXPERIMENT)
 ARGS ?=

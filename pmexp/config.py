@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 __all__ = [
     "ATTENTIONS",
     "DROPOUT_TARGETS",
+    "FAULTS",
     "TASKS",
     "ConfigError",
     "TrainConfig",
@@ -30,6 +31,8 @@ ATTENTIONS = ("eager", "sdpa")
 DROPOUT_TARGETS = ("hidden", "attention")
 AUTOCAST_DTYPES = (None, "bfloat16", "float16")
 LOGGER_MODES = ("offline", "online", "disabled")
+# trainer.fault: a failure injected once the first optimizer step is logged, to test a sweep's fault handling.
+FAULTS = (None, "oom", "sigterm")
 
 
 class ConfigError(ValueError):
@@ -100,6 +103,7 @@ class TrainerConfig:
     probe: bool = True
     memory_cap_gb: float | None = None
     num_workers: int = 0
+    fault: str | None = None
 
 
 @dataclasses.dataclass
@@ -242,6 +246,8 @@ def validate(cfg: DictConfig) -> DictConfig:
         _fail("trainer.memory_cap_gb", t.memory_cap_gb, "a positive number of GB, or null for no cap")
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         _fail("trainer.device", t.device, "pick auto, cpu, cuda, cuda:N or mps")
+    if t.fault not in FAULTS:
+        _fail("trainer.fault", t.fault, "pick trainer.fault=null (no fault), oom or sigterm")
 
     from pmexp.models import check_model_config  # imports transformers
 

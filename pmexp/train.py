@@ -5,12 +5,15 @@
     python -m pmexp.train model=bert_large dropout=packed precision=bf16 seq_len=512 data=synthetic
     python -m pmexp.train -m seed=0,1,2,3,4 dropout=standard,packed
     python -m pmexp.train -m experiment=fidelity hydra.sweep.dir=multirun/fidelity   # re-run resumes
+    python -m pmexp.train -m seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=2  # jobs in parallel
+    python -m pmexp.train -m trainer.fault=null,oom               # test a sweep's fault handling
     python -m pmexp.train --cfg job                               # print the composed config
 
 `train(cfg)` does the work and returns the job record; `main` is the thin Hydra entry point. Every
 job writes `metrics.json` (status ok / oom / failed / killed) and `steps.jsonl` into its job dir
 (see pmexp.records). An out-of-memory or failed job is recorded and the multirun goes on; SIGTERM or
-SIGINT records `killed` and exits. A job dir whose record says ok for the same config is skipped.
+SIGINT records `killed` and exits (a job in a joblib/submitit launcher's process returns instead, so
+its sweep goes on). A job dir whose record says ok for the same config is skipped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import gc
 import logging
 import math
+import os
 import random
 import signal
 import sys
@@ -44,6 +48,7 @@ __all__ = ["JobKilled", "evaluate", "main", "train"]
 
 log = logging.getLogger(__name__)
 PROBE_SUMMARY_KEYS = ("saved_mask_bytes", "saved_activation_bytes", "saved_total_bytes")
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"  # runs jobs in the sweep's process
 
 
 class JobKilled(BaseException):
@@ -151,6 +156,23 @@ def _probe(model: torch.nn.Module, batch: dict, autocast: Callable, hooks: bool)
     return saved_tensor_bytes(forward, params=model.parameters(), pack_masks=hooks)
 
 
+def _inject_fault(fault: str | None) -> None:
+    """Fail as `trainer.fault` says, so a sweep's fault handling can be tested on any machine.
+
+    Why: a real CUDA OOM or a scheduler's SIGTERM cannot be summoned on demand (nor on a CPU); these
+    take the same paths through `train` as the real ones: `oom` raises the exception torch raises,
+    `sigterm` signals this process so the installed handler records `killed` and exits.
+
+    Raises:
+        torch.OutOfMemoryError: fault is "oom".
+    """
+    if fault == "oom":
+        raise torch.OutOfMemoryError("injected by trainer.fault=oom")
+    if fault == "sigterm":
+        log.warning("trainer.fault=sigterm: sending SIGTERM to this process (pid %d)", os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, wb: Any) -> None:
     """Build everything and train; fills `record` as it goes, so a failure keeps what was reached."""
     from tqdm.auto import tqdm
@@ -240,6 +262,8 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
             steps.write(row)
             wb.log(row, step)
             summary.update(steps=step, train_loss_final=row["loss"], grad_norm_final=grad_norm)
+            if step == 1:  # after the step's row is logged: the record shows what a mid-run fault keeps
+                _inject_fault(t.fault)
             progress.update(1)
             if step % t.log_every == 0 or step == total_steps:
                 summary.update(timer.summary())
@@ -335,15 +359,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
+def _in_launcher_process(runtime: Any) -> bool:
+    """Whether this job runs in a process of a launcher's own (joblib, submitit), not the sweep's.
+
+    Why it matters: such a launcher hands each job's result back to the sweep's process. A job that
+    exits instead (a killed one) makes that process fail with submitit's UncompletedJobError, or
+    with joblib stop the whole sweep, before pmexp's callback can count the records.
+    """
+    if runtime is None or runtime.mode != RunMode.MULTIRUN:
+        return False
+    return OmegaConf.select(runtime, "launcher._target_", default=BASIC_LAUNCHER) != BASIC_LAUNCHER
+
+
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: one job, or one job of a multirun (`-m`)."""
+    runtime = _hydra_runtime()
     try:
         record = train(cfg)
     except ConfigError as e:  # the message says what to change; a traceback would only bury it
         print(f"pmexp: invalid config: {e}", file=sys.stderr)
         sys.exit(2)
-    runtime = _hydra_runtime()
+    except SystemExit:  # killed: the record says so already
+        if not _in_launcher_process(runtime):
+            raise  # in the sweep's own process: the whole sweep stops, as a signal to it means
+        return  # a launcher's job: the sweep goes on, and its exit code counts this job
     if record["status"] != "ok" and runtime is not None and runtime.mode == RunMode.RUN:
         sys.exit(1)  # a single run reports failure by its exit code; a multirun's callback counts
 

@@ -103,6 +103,7 @@ def test_typo_inside_a_yaml_file_fails_validation_naming_the_key():
     ("trainer.warmup=2", "trainer.warmup"),
     ("trainer.device=tpu", "trainer.device"),
     ("logger.mode=sometimes", "logger.mode"),
+    ("trainer.fault=segfault", "trainer.fault"),
     ("+model.config.num_hiden_layers=2", "num_hiden_layers"),
 ])
 def test_bad_values_fail_naming_the_key(override, key):
@@ -135,3 +136,11 @@ def test_train_validates_before_writing_anything(tmp_path: Path):
 def test_job_dir_is_required_outside_hydra():
     with pytest.raises(ConfigError, match="job_dir"):
         train(compose_train("trainer.max_steps=1"))
+
+
+def test_slurm_preset_builds_on_the_submitit_plugin():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the `sweep` extra: make install")
+    launcher = compose_train("hydra/launcher=slurm_h200", hydra=True).hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (1, 1, 1)
+    assert launcher.signal_delay_s == 120  # a plugin default, kept

@@ -157,6 +157,23 @@ def test_sigterm_records_killed_keeps_logged_steps_and_exits(make_cfg, monkeypat
     assert [r["step"] for r in read_steps(Path(cfg.job_dir))] == [1]
 
 
+@pytest.mark.parametrize("fault", ["oom", "sigterm"])
+def test_trainer_fault_fails_after_the_first_step_as_the_real_fault_would(make_cfg, fault):
+    cfg = make_cfg(f"trainer.fault={fault}", "trainer.eval=false", "trainer.probe=false")
+    if fault == "oom":
+        train(cfg)  # returns, as for a real OOM
+    else:
+        with pytest.raises(SystemExit) as exit_info:
+            train(cfg)
+        assert exit_info.value.code == 128 + signal.SIGTERM
+    record = json.loads((Path(cfg.job_dir) / RECORD_FILE).read_text())
+    expected = {"oom": ("oom", "OutOfMemoryError: injected by trainer.fault=oom"),
+                "sigterm": ("killed", "killed by SIGTERM")}
+    assert (record["status"], record["error"]) == expected[fault]
+    assert record["config"]["trainer"]["fault"] == fault
+    assert record["summary"]["steps"] == 1 and [r["step"] for r in read_steps(Path(cfg.job_dir))] == [1]
+
+
 def test_resume_skips_an_ok_job_unless_forced_or_changed(make_cfg):
     cfg = make_cfg()
     first = train(cfg)
