@@ -1,0 +1,141 @@
+"""Exact (erf) GELU that keeps its output and a 1-bit branch mask instead of its input.
+
+The math. ``y = g(x) = x * Phi(x)`` with ``Phi`` the standard normal CDF and ``phi`` its density;
+``g'(x) = Phi(x) + x * phi(x)``. ``g'`` has one root, ``X_MIN = -0.7517915246935645``, where ``g``
+takes its minimum ``Y_MIN = -0.16997120747990369``; ``g`` decreases on ``(-inf, X_MIN]`` (from 0
+to ``Y_MIN``) and increases on ``[X_MIN, inf)``. So ``y`` alone does not determine ``x`` (every
+``y`` in ``(Y_MIN, 0)`` has two preimages), but ``y`` plus one bit, ``x >= X_MIN``, does. Backward
+recovers ``x`` by bisection on that branch and evaluates ``g'(x)``:
+
+- right branch, ``y >= 0``: ``Phi(x) in [1/2, 1]``, so ``x = y / Phi(x)`` lies in ``[y, 2y]``;
+- right branch, ``y < 0``: ``x in [X_MIN, 0]``, ``Phi(x) in [Phi(X_MIN), 1/2]``, so ``x`` lies in
+  ``[y / Phi(X_MIN), 2y]`` (a bracket of fixed *relative* width, so small ``|x|`` keeps its
+  relative precision);
+- left branch: ``x in [-40, X_MIN]`` (below -40 ``g`` and ``g'`` are 0 in float64).
+
+Bisection runs in float64 (64 halvings for float64 inputs, 40 otherwise: far below the input
+dtype's rounding) and is branch-free, so it is exact up to rounding wherever ``g`` is
+well conditioned. Near ``X_MIN`` it is not, and no method can be: ``g'(x) ~ sqrt(2 g''(X_MIN)
+(y - Y_MIN))``, so a rounding error ``d`` in ``y`` becomes an error of about ``sqrt(2 * 0.43 * d)``
+in ``g'`` (float32: up to ~1e-4 absolute for ``x`` within ~1e-4 of ``X_MIN``, where the true
+``g'`` is itself ~1e-4). Elsewhere the error is the rounding of ``y`` times ``g''/g'``: measured
+against torch's float32 gradient, at most 3.3e-6 absolute for ``|x - X_MIN| > 0.01`` (torch's own
+error there is ~1e-7). This is the price of not keeping ``x``; model gradients stay within
+float32 noise of stock (see ``tests/test_tempo.py``). Cost: about 40 erf evaluations per element
+in backward (a fused kernel would make this cheap; not written).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pmexp.masks import pack_bits, unpack_bits
+
+__all__ = ["X_MIN", "Y_MIN", "gelu", "TempoGELU", "gelu_input_from_output"]
+
+X_MIN = -0.7517915246935645  # root of Phi(x) + x phi(x) (Newton in float64)
+Y_MIN = -0.16997120747990369  # X_MIN * Phi(X_MIN)
+_PHI_X_MIN = 0.5 * (1.0 + math.erf(X_MIN / math.sqrt(2.0)))
+_LEFT_LO = -40.0
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(-x * _INV_SQRT2)  # erfc, not 1 + erf: no cancellation in the left tail
+
+
+def gelu_input_from_output(y: torch.Tensor, right: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+    """Recover ``x`` (float64) from ``y = gelu(x)`` and the branch bit ``right = x >= X_MIN``.
+
+    Args:
+        y: GELU outputs, any shape and floating dtype.
+        right: bool tensor of ``y``'s shape.
+        steps: bisection steps; default 64 for float64 ``y``, else 40.
+
+    Returns:
+        float64 tensor of ``y``'s shape.
+    """
+    if steps is None:
+        steps = 64 if y.dtype == torch.float64 else 40
+    y = y.to(torch.float64).clamp(min=Y_MIN)  # a rounded y may sit just below the true minimum
+    lo = torch.where(right, torch.where(y < 0, y / _PHI_X_MIN, y), torch.full_like(y, _LEFT_LO))
+    hi = torch.where(right, 2.0 * y, torch.full_like(y, X_MIN))
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        above = mid * _cdf(mid) > y  # g(mid) > y: on the right branch the root is below mid
+        go_down = above == right
+        hi = torch.where(go_down, mid, hi)
+        lo = torch.where(go_down, lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _gelu_derivative(x: torch.Tensor) -> torch.Tensor:
+    return _cdf(x) + x * torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+
+class _TempoGELU(torch.autograd.Function):
+    """Forward: torch's exact GELU. Saves the output and the branch bit (packed or bool)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, packed: bool) -> torch.Tensor:
+        y = torch.nn.functional.gelu(x)
+        right = x >= X_MIN
+        ctx.packed, ctx.shape = packed, x.shape
+        ctx.save_for_backward(y, pack_bits(right) if packed else right)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        y, mask = ctx.saved_tensors
+        right = unpack_bits(mask, ctx.shape) if ctx.packed else mask
+        x = gelu_input_from_output(y, right)
+        return grad * _gelu_derivative(x).to(grad.dtype), None
+
+
+def gelu(x: torch.Tensor, packed: bool = True) -> torch.Tensor:
+    """Exact GELU (``approximate='none'``) keeping ``y`` and 1 bit per element for backward.
+
+    Args:
+        x: input of any shape and floating dtype.
+        packed: keep the branch mask as bits (True) or as a bool tensor (False, Tempo's original).
+
+    Returns:
+        ``torch.nn.functional.gelu(x)``, bit for bit.
+    """
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        return torch.nn.functional.gelu(x)
+    return _TempoGELU.apply(x, packed)
+
+
+class TempoGELU(nn.Module):
+    """``nn.GELU()`` whose backward needs only its output and a 1-bit branch mask.
+
+    Saves memory when the output is kept anyway (the next ``nn.Linear`` saves it as its input):
+    the input is then freed after forward. Same outputs as ``nn.GELU()``; gradients equal up to
+    rounding (see the module docstring for the conditioning near ``X_MIN``).
+
+    Args:
+        packed: keep the branch mask as bits (default) or as bool (Tempo's original).
+
+    Shape:
+        Input and output: any shape, same dtype.
+
+    Example:
+        >>> act = TempoGELU()
+        >>> y = act(torch.randn(4, 16, requires_grad=True))
+        >>> y.sum().backward()
+    """
+
+    def __init__(self, packed: bool = True) -> None:
+        super().__init__()
+        self.packed = packed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gelu(x, self.packed)
+
+    def extra_repr(self) -> str:
+        return f"packed={self.packed}"

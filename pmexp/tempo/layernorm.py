@@ -1,0 +1,111 @@
+"""LayerNorm that keeps its output and ``rstd`` (plus weight and bias) instead of its input.
+
+With ``x_hat = (x - mean) * rstd`` and ``y = x_hat * w + b`` (over the normalized trailing dims),
+backward needs ``x_hat``, which is recovered as ``(y - b) / w``; the rest is the textbook
+LayerNorm backward (``N`` = number of normalized elements, ``gw = g * w``)::
+
+    dx = rstd * (gw - mean(gw) - x_hat * mean(gw * x_hat))
+    dw = sum over leading dims of g * x_hat
+    db = sum over leading dims of g
+
+Saved: ``y`` (also saved by the next ``nn.Linear``, so it costs nothing extra there), ``rstd``
+(one float per row), ``w`` and ``b`` (parameters). The input is freed after forward. The
+recovered ``x_hat`` carries the rounding of ``y`` divided by ``|w|``, so gradients match stock
+LayerNorm up to rounding, not bitwise. A weight entry equal to zero loses ``x_hat`` for that
+feature: the forward pass raises ``ValueError`` (one host sync per call on CUDA to check).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["layer_norm", "TempoLayerNorm"]
+
+
+def _opmath(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+class _TempoLayerNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, normalized_shape, weight, bias, eps):
+        y, _, rstd = torch.native_layer_norm(x, normalized_shape, weight, bias, eps)
+        ctx.dims = tuple(range(x.dim() - len(normalized_shape), x.dim()))
+        ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
+        ctx.save_for_backward(y, rstd, weight, bias)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, rstd, weight, bias = ctx.saved_tensors
+        op = _opmath(y.dtype)
+        dims = ctx.dims
+        g = grad.to(op)
+        x_hat = y.to(op)
+        if bias is not None:
+            x_hat = x_hat - bias.to(op)
+        if weight is not None:
+            x_hat = x_hat / weight.to(op)
+            gw = g * weight.to(op)
+        else:
+            gw = g
+        rstd = rstd.to(op)
+        dx = rstd * (gw - gw.mean(dims, keepdim=True) - x_hat * (gw * x_hat).mean(dims, keepdim=True))
+        lead = tuple(range(y.dim() - len(dims)))
+        dw = (g * x_hat).sum(lead).to(weight.dtype) if ctx.has_weight and ctx.needs_input_grad[2] else None
+        db = g.sum(lead).to(bias.dtype) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return dx.to(grad.dtype), None, dw, db, None
+
+
+def layer_norm(
+    x: torch.Tensor,
+    normalized_shape: tuple[int, ...],
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """``F.layer_norm`` (same output, bit for bit) whose backward keeps the output, not the input.
+
+    Raises:
+        ValueError: if ``weight`` has an entry equal to zero (``x_hat`` could not be recovered).
+    """
+    normalized_shape = tuple(normalized_shape)
+    if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        return torch.nn.functional.layer_norm(x, normalized_shape, weight, bias, eps)
+    if weight is not None and bool((weight == 0).any()):
+        raise ValueError(
+            f"Tempo layer_norm recovers x_hat as (y - bias) / weight, but weight has "
+            f"{int((weight == 0).sum())} entries equal to 0; keep torch's nn.LayerNorm for this module"
+        )
+    return _TempoLayerNorm.apply(x, normalized_shape, weight, bias, eps)
+
+
+class TempoLayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` whose backward keeps its output and ``rstd`` instead of its input.
+
+    A subclass, so ``state_dict`` keys, ``isinstance`` checks and weight initialisation are
+    unchanged. Same outputs as ``nn.LayerNorm``; gradients equal up to rounding.
+
+    Args: as ``nn.LayerNorm``.
+
+    Shape:
+        Input and output: ``(*, *normalized_shape)``.
+
+    Example:
+        >>> ln = TempoLayerNorm(32)
+        >>> y = ln(torch.randn(4, 32, requires_grad=True))
+        >>> y.sum().backward()
+    """
+
+    @classmethod
+    def from_layer_norm(cls, module: nn.LayerNorm) -> TempoLayerNorm:
+        """A ``TempoLayerNorm`` sharing ``module``'s parameters (same objects, same device)."""
+        new = cls(module.normalized_shape, module.eps, elementwise_affine=False, bias=False)
+        new.elementwise_affine = module.elementwise_affine
+        new.weight, new.bias = module.weight, module.bias
+        new.train(module.training)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
