@@ -117,6 +117,14 @@ class LoggerConfig:
 
 
 @dataclasses.dataclass
+class MemoryConfig:
+    """conf/memory: a memory technique stacked on the dropout variant (Tempo's layers, checkpointing)."""
+
+    name: str = "none"
+    tempo: bool = False
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """Everything `pmexp.train.train` reads; conf/train.yaml composes into this shape."""
 
@@ -131,6 +139,7 @@ class TrainConfig:
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
 
 
 def _fail(key: str, got: Any, expected: str) -> None:

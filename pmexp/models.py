@@ -21,6 +21,7 @@ __all__ = [
     "ModelConfigError",
     "ModelLoadError",
     "apply_dropout",
+    "apply_memory",
     "build_model",
     "check_model_config",
     "checkpoint_source",
@@ -191,3 +192,20 @@ def apply_dropout(model: torch.nn.Module, dropout_cfg: DictConfig) -> dict[str, 
     log.info("dropout %s: %s module(s) replaced, attention covered: %s (%s)", dropout_cfg.variant,
              report.get("replaced"), report.get("attention_covered"), report.get("attention_reason"))
     return report
+
+
+def apply_memory(model: torch.nn.Module, cfg: DictConfig) -> dict[str, Any] | None:
+    """Swap in Tempo's layers when `memory.tempo` (pmexp.tempo.apply); None otherwise.
+
+    Runs after `apply_dropout`: Tempo's attention keeps the dropout variant's mask (bits for the
+    packed variants, a seed for `seeded`, torch's bool mask for `standard`, `packed_hooks` and `none`)
+    and takes over the attention routing; the hidden-dropout modules stay as `apply_dropout` left them.
+    """
+    if not cfg.memory.tempo:
+        return None
+    from pmexp.tempo import apply
+
+    variant = cfg.dropout.variant or "standard"
+    report = apply(model, variant=variant, packed=variant != "standard")
+    log.info("%s", report)
+    return report.as_dict()

@@ -37,7 +37,7 @@ STEPS_FILE = "steps.jsonl"
 STATUSES = ("ok", "oom", "failed", "killed", "running")
 SUMMARY_KEYS = (
     "model", "variant", "precision", "seq_len", "attention", "batch_size", "seed", "compile",
-    "checkpointing", "targets", "steps", "train_loss_final", "eval_loss", "eval_accuracy", "eval_f1",
+    "checkpointing", "memory", "targets", "steps", "train_loss_final", "eval_loss", "eval_accuracy", "eval_f1",
     "peak_allocated_mb", "peak_reserved_mb", "peak_active_mb", "saved_mask_bytes",
     "saved_activation_bytes", "saved_total_bytes", "throughput_seq_s", "throughput_tok_s",
     "step_time_median_ms", "step_time_p90_ms", "grad_norm_final", "wall_time_s",

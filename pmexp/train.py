@@ -114,7 +114,7 @@ def _config_summary(cfg: DictConfig) -> dict[str, Any]:
         model=cfg.model.name, variant=cfg.dropout.name, precision=cfg.precision.name,
         seq_len=None if cfg.model.task == "image_classification" else cfg.seq_len,
         attention=cfg.attention, batch_size=cfg.trainer.batch_size, seed=cfg.seed,
-        compile=cfg.trainer.compile, checkpointing=cfg.trainer.checkpointing,
+        compile=cfg.trainer.compile, checkpointing=cfg.trainer.checkpointing, memory=cfg.memory.name,
         targets=list(cfg.dropout.targets) if surgery else None, steps=0,
     )
     return summary
@@ -181,7 +181,7 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
     from pmexp.data import build_dataloaders, count_tokens
     from pmexp.masks import packed_saved_masks
     from pmexp.metrics import StepTimer, grad_norms, reset_peak_memory, sync
-    from pmexp.models import apply_dropout, build_model
+    from pmexp.models import apply_dropout, apply_memory, build_model
 
     t, summary = cfg.trainer, record["summary"]
     _seed_everything(cfg.seed)
@@ -195,6 +195,7 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
     # Model, dropout variant, data.
     model, record["model_info"] = build_model(cfg)
     record["dropout_report"] = apply_dropout(model, cfg.dropout)
+    record["memory_report"] = apply_memory(model, cfg)
     model.to(device)
     train_loader, eval_loader = build_dataloaders(cfg, model.config)
 
@@ -315,7 +316,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     record: dict[str, Any] = {
         "status": "running", "error": None, "traceback": None, "config": config, "config_hash": chash,
         "overrides": list(runtime.overrides.task) if runtime else [], "env": env_info(device),
-        "summary": _config_summary(cfg), "dropout_report": None, "model_info": None, "probe": None,
+        "summary": _config_summary(cfg), "dropout_report": None, "memory_report": None, "model_info": None,
+        "probe": None,
     }
     write_record(job_dir, record)
     multirun = runtime is not None and runtime.mode == RunMode.MULTIRUN

@@ -14,7 +14,7 @@ from pmexp.callbacks import job_dirname
 from pmexp.config import ConfigError, validate
 from pmexp.train import train
 
-GROUPS = ["model", "data", "dropout", "precision", "attention", "trainer", "logger", "experiment"]
+GROUPS = ["model", "data", "dropout", "precision", "attention", "trainer", "memory", "logger", "experiment"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 
 

@@ -70,6 +70,24 @@ def test_standard_and_packed_exact_give_identical_losses(make_cfg):
     assert len(set(losses["standard"])) > 1
 
 
+@pytest.mark.parametrize("memory", ["tempo", "tempo_checkpointing"])
+def test_memory_group_stacks_tempo_on_the_dropout_variant(make_cfg, memory):
+    """memory=tempo swaps in Tempo's layers after the dropout surgery: same first loss, fewer bytes kept."""
+    records = {}
+    for option in ("none", memory):
+        cfg = make_cfg("dropout=packed_exact", f"memory={option}", "trainer.max_steps=1", "attention=eager",
+                       job=option)
+        records[option] = train(cfg)
+        assert records[option]["status"] == "ok", records[option]["traceback"]
+    tempo, plain = records[memory], records["none"]
+    assert tempo["summary"]["memory"] == memory and plain["memory_report"] is None
+    assert tempo["memory_report"]["counts"]["gelu"] > 0 and tempo["memory_report"]["counts"]["layernorm"] > 0
+    assert tempo["summary"]["checkpointing"] == (memory == "tempo_checkpointing")
+    if memory == "tempo":  # the probe runs without checkpointing's recomputation in between
+        assert tempo["summary"]["saved_activation_bytes"] < plain["summary"]["saved_activation_bytes"]
+    assert tempo["summary"]["train_loss_final"] == plain["summary"]["train_loss_final"]
+
+
 @pytest.mark.parametrize("tiny", [TINY_GPT2, TINY_VIT], ids=["gpt2", "vit_b16"])
 def test_other_architectures_run_with_a_packed_variant(make_cfg, tiny):
     cfg = make_cfg("dropout=packed", tiny=tiny)

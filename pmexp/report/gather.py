@@ -37,7 +37,7 @@ __all__ = [
 #: Summary fields that describe *what* was run (as opposed to what was measured).
 SETTING_KEYS: tuple[str, ...] = (
     "model", "variant", "precision", "seq_len", "attention",
-    "batch_size", "compile", "checkpointing", "targets", "seed",
+    "batch_size", "compile", "checkpointing", "memory", "targets", "seed",
 )
 #: A "configuration" is every setting except the seed: its jobs are the seed repeats.
 GROUP_KEYS: tuple[str, ...] = tuple(k for k in SETTING_KEYS if k != "seed")
@@ -58,6 +58,7 @@ _CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "batch_size": ("trainer.batch_size",),
     "compile": ("trainer.compile",),
     "checkpointing": ("trainer.checkpointing",),
+    "memory": ("memory.name",),
     "targets": ("dropout.targets",),
     "seed": ("seed",),
 }
