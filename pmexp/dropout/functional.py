@@ -202,6 +202,7 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str
 
     Raises:
         ValueError: for ``p`` outside [0, 1] or an unknown variant.
+        NotImplementedError: ``seeded`` on a device without the Triton kernels (not CPU or CUDA).
     """
     p = check_p(p)
     check_variant(variant)
@@ -218,5 +219,8 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str
             return _SeededCpu.apply(x, p)
         if _uses_kernel(x):
             return _SeededCuda.apply(x, p)
-        raise NotImplementedError(f"variant 'seeded' has no implementation for {x.device.type} tensors")
+        raise NotImplementedError(
+            f"variant 'seeded' needs the Triton kernels for {x.device.type} {x.dtype} tensors (CUDA with "
+            "`pip install triton`); use variant='packed_exact' here"
+        )
     return _PackedExact.apply(x, p)
