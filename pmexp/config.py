@@ -104,6 +104,7 @@ class TrainerConfig:
     memory_cap_gb: float | None = None
     num_workers: int = 0
     fault: str | None = None
+    strategy: str = "single"
 
 
 @dataclasses.dataclass
@@ -257,6 +258,13 @@ def validate(cfg: DictConfig) -> DictConfig:
         _fail("trainer.device", t.device, "pick auto, cpu, cuda, cuda:N or mps")
     if t.fault not in FAULTS:
         _fail("trainer.fault", t.fault, "pick trainer.fault=null (no fault), oom or sigterm")
+    from pmexp.distributed import STRATEGIES  # torch only
+
+    if t.strategy not in STRATEGIES:
+        _fail("trainer.strategy", t.strategy, f"pick one of {STRATEGIES}")
+    if t.strategy != "single" and (t.device.startswith("cuda:") or t.device == "mps"):
+        _fail("trainer.device", t.device, f"with trainer.strategy={t.strategy} each process takes cuda:LOCAL_RANK: "
+              "pass trainer.device=auto, cuda or cpu")
 
     from pmexp.models import check_model_config  # imports transformers
 

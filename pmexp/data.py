@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 __all__ = [
     "MissingDataError",
@@ -174,12 +174,16 @@ def _mrpc_splits(cfg: DictConfig) -> tuple[Dataset, Dataset, Any]:
     return splits[0], splits[1], DataCollatorWithPadding(tokenizer)
 
 
-def build_dataloaders(cfg: DictConfig, model_config: Any) -> tuple[DataLoader, DataLoader]:
+def build_dataloaders(cfg: DictConfig, model_config: Any, rank: int = 0,
+                      world_size: int = 1) -> tuple[DataLoader, DataLoader]:
     """Train and eval loaders for `cfg.data`; the train order is fixed by `cfg.seed`.
 
     Args:
         cfg: a validated config.
         model_config: the built model's transformers config (vocab size, labels, image size).
+        rank: this process's rank; with `world_size` > 1 the train loader reads only its shard
+            (a `DistributedSampler`: call `train.sampler.set_epoch(epoch)` each epoch).
+        world_size: the number of processes of the job (1: one process, the whole train set).
 
     Raises:
         MissingDataError: MRPC or its vocabulary cannot be found; the message says what to pass.
@@ -193,7 +197,12 @@ def build_dataloaders(cfg: DictConfig, model_config: Any) -> tuple[DataLoader, D
         collate = None
     generator = torch.Generator().manual_seed(cfg.seed)
     common = {"collate_fn": collate, "num_workers": t.num_workers}
-    train = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=generator, drop_last=False, **common)
+    if world_size > 1:  # each rank its shard, shuffled by seed and epoch (padded so every rank has as many)
+        sampler = DistributedSampler(train_ds, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
+        train = DataLoader(train_ds, batch_size=t.batch_size, sampler=sampler, drop_last=False, **common)
+    else:
+        train = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=generator, drop_last=False,
+                           **common)
     evaluation = DataLoader(eval_ds, batch_size=t.eval_batch_size, shuffle=False, **common)
     log.info("data %s: %d train / %d eval samples", cfg.data.name, len(train_ds), len(eval_ds))
     return train, evaluation

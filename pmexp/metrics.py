@@ -75,19 +75,26 @@ class StepTimer:
         self.samples.append(samples)
         self.tokens.append(tokens)
 
+    def _skip(self) -> int:
+        n = len(self.times_s)
+        return self.warmup if n > self.warmup else min(1, max(n - 1, 0))
+
+    def totals(self) -> tuple[int, int, float]:
+        """(samples, tokens, seconds) of the timed steps (warm-up left out), e.g. to sum over processes."""
+        skip = self._skip()
+        return sum(self.samples[skip:]), sum(self.tokens[skip:]), sum(self.times_s[skip:])
+
     def summary(self) -> dict[str, float | None]:
         n = len(self.times_s)
         if n == 0:
             return {"throughput_seq_s": None, "throughput_tok_s": None,
                     "step_time_median_ms": None, "step_time_p90_ms": None}
-        skip = self.warmup if n > self.warmup else min(1, n - 1)
-        times = self.times_s[skip:]
-        total = sum(times)
-        ms = sorted(t * 1000 for t in times)
+        samples, tokens, total = self.totals()
+        ms = sorted(t * 1000 for t in self.times_s[self._skip():])
         p90 = ms[min(len(ms) - 1, max(0, round(0.9 * len(ms) + 0.5) - 1))]  # nearest-rank percentile
         return {
-            "throughput_seq_s": sum(self.samples[skip:]) / total if total > 0 else None,
-            "throughput_tok_s": sum(self.tokens[skip:]) / total if total > 0 else None,
+            "throughput_seq_s": samples / total if total > 0 else None,
+            "throughput_tok_s": tokens / total if total > 0 else None,
             "step_time_median_ms": statistics.median(ms),
             "step_time_p90_ms": p90,
         }

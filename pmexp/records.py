@@ -21,6 +21,7 @@ import torch
 
 __all__ = [
     "HASH_EXCLUDED_KEYS",
+    "HASH_NEW_DEFAULTS",
     "RECORD_FILE",
     "STATUSES",
     "STEPS_FILE",
@@ -41,10 +42,15 @@ SUMMARY_KEYS = (
     "peak_allocated_mb", "peak_reserved_mb", "peak_active_mb", "saved_mask_bytes",
     "saved_activation_bytes", "saved_total_bytes", "throughput_seq_s", "throughput_tok_s",
     "step_time_median_ms", "step_time_p90_ms", "grad_norm_final", "wall_time_s",
+    # Added with trainer.strategy (at the end, so the order above stays): peaks over a job's processes.
+    "strategy", "world_size", "peak_allocated_mb_max", "peak_allocated_mb_mean",
 )
 # Keys that change where or how a job is reported, not what it computes: a resumed sweep with
 # W&B switched on, or `force=true`, still matches the record it left.
 HASH_EXCLUDED_KEYS = ("force", "job_dir", "logger")
+# Keys added to the config after records existed, left out of the hash while at their default value:
+# a job that does not use them hashes as before, so records written earlier still match (resume).
+HASH_NEW_DEFAULTS = {("trainer", "strategy"): "single"}
 
 
 def _clean(value: Any) -> Any:
@@ -65,6 +71,9 @@ def _clean(value: Any) -> Any:
 def config_hash(config: Mapping[str, Any]) -> str:
     """A stable hash of a resolved config, leaving out `HASH_EXCLUDED_KEYS` (first 16 hex digits)."""
     kept = {k: v for k, v in config.items() if k not in HASH_EXCLUDED_KEYS}
+    for (group, key), default in HASH_NEW_DEFAULTS.items():
+        if isinstance(kept.get(group), Mapping) and kept[group].get(key, default) == default:
+            kept[group] = {k: v for k, v in kept[group].items() if k != key}
     text = json.dumps(_clean(kept), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

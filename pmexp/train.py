@@ -8,12 +8,17 @@
     python -m pmexp.train -m seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=2  # jobs in parallel
     python -m pmexp.train -m trainer.fault=null,oom               # test a sweep's fault handling
     python -m pmexp.train --cfg job                               # print the composed config
+    torchrun --nproc_per_node=2 -m pmexp.train trainer.strategy=ddp   # one job over 2 GPUs (or CPU processes)
 
 `train(cfg)` does the work and returns the job record; `main` is the thin Hydra entry point. Every
 job writes `metrics.json` (status ok / oom / failed / killed) and `steps.jsonl` into its job dir
 (see pmexp.records). An out-of-memory or failed job is recorded and the multirun goes on; SIGTERM or
 SIGINT records `killed` and exits (a job in a joblib/submitit launcher's process returns instead, so
 its sweep goes on). A job dir whose record says ok for the same config is skipped.
+
+With `trainer.strategy=ddp|zero1` (under torchrun, see pmexp.distributed) every process trains its
+shard of the data with the model wrapped in DistributedDataParallel (zero1 also shards AdamW's state);
+rank 0 picks the one job dir, evaluates, and alone writes the records and the W&B run.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import numpy as np
@@ -45,6 +50,9 @@ from pmexp.config import ConfigError, validate
 from pmexp.records import SUMMARY_KEYS, StepLog, config_hash, env_info, read_record, write_record
 
 __all__ = ["JobKilled", "evaluate", "main", "train"]
+
+if TYPE_CHECKING:
+    from pmexp.distributed import DistInfo
 
 log = logging.getLogger(__name__)
 PROBE_SUMMARY_KEYS = ("saved_mask_bytes", "saved_activation_bytes", "saved_total_bytes")
@@ -115,7 +123,7 @@ def _config_summary(cfg: DictConfig) -> dict[str, Any]:
         seq_len=None if cfg.model.task == "image_classification" else cfg.seq_len,
         attention=cfg.attention, batch_size=cfg.trainer.batch_size, seed=cfg.seed,
         compile=cfg.trainer.compile, checkpointing=cfg.trainer.checkpointing, memory=cfg.memory.name,
-        targets=list(cfg.dropout.targets) if surgery else None, steps=0,
+        targets=list(cfg.dropout.targets) if surgery else None, steps=0, strategy=cfg.trainer.strategy,
     )
     return summary
 
@@ -173,17 +181,28 @@ def _inject_fault(fault: str | None) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, wb: Any) -> None:
+class _NoStepLog:
+    """What a process other than rank 0 logs steps to: nothing."""
+
+    def write(self, row: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoStepLog, wb: Any) -> None:
     """Build everything and train; fills `record` as it goes, so a failure keeps what was reached."""
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     from pmexp.data import build_dataloaders, count_tokens
+    from pmexp.distributed import max_over_ranks, sum_over_ranks
     from pmexp.masks import packed_saved_masks
     from pmexp.metrics import StepTimer, grad_norms, reset_peak_memory, sync
     from pmexp.models import apply_dropout, apply_memory, build_model
 
-    t, summary = cfg.trainer, record["summary"]
+    t, summary, device = cfg.trainer, record["summary"], info.device
     _seed_everything(cfg.seed)
     if t.memory_cap_gb is not None:
         if device.type == "cuda":
@@ -192,12 +211,14 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
         else:
             log.warning("trainer.memory_cap_gb applies to CUDA only; ignored on %s", device)
 
-    # Model, dropout variant, data.
+    # Model, dropout variant, data. The surgery works on the bare model, before any DDP wrapper.
     model, record["model_info"] = build_model(cfg)
     record["dropout_report"] = apply_dropout(model, cfg.dropout)
     record["memory_report"] = apply_memory(model, cfg)
     model.to(device)
-    train_loader, eval_loader = build_dataloaders(cfg, model.config)
+    if info.multi_process:  # same init on every rank (above), then each rank draws its own dropout masks
+        _seed_everything(cfg.seed + info.rank)
+    train_loader, eval_loader = build_dataloaders(cfg, model.config, info.rank, info.world_size)
 
     # Optimizer and schedule: weight decay on matrices only (not biases, not LayerNorm).
     steps_per_epoch = math.ceil(len(train_loader) / t.grad_accum)
@@ -206,13 +227,26 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=t.lr, fused=device.type == "cuda")
+    if info.strategy == "zero1":  # each rank keeps AdamW's state for its share of the parameters only
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        optimizer = ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, lr=t.lr,
+                                            fused=device.type == "cuda")
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=t.lr, fused=device.type == "cuda")
     scheduler = get_linear_schedule_with_warmup(optimizer, round(t.warmup * total_steps), total_steps)
     dtype = getattr(torch, cfg.precision.autocast_dtype) if cfg.precision.autocast_dtype else None
     autocast = partial(torch.autocast, device_type=device.type, dtype=dtype, enabled=dtype is not None)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision.grad_scaler)
     masks = packed_saved_masks if cfg.dropout.hooks else contextlib.nullcontext
-    fwd = torch.compile(model) if t.compile else model
+    ddp = None
+    if info.multi_process:  # broadcasts rank 0's parameters; gradients are averaged over ranks in backward
+        from torch.nn.parallel import DistributedDataParallel
+
+        # forward_sync_buffers=False: the buffers (position ids) never change, so no collective per forward.
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      forward_sync_buffers=False)
+    fwd = torch.compile(ddp or model) if t.compile else (ddp or model)
 
     if t.probe:  # uncompiled model: counts what eager autograd saves for one training batch
         probe_batch = {k: v[: t.batch_size].to(device) for k, v in next(iter(eval_loader)).items()}
@@ -227,6 +261,8 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
     step, micro, samples, tokens, loss_sum, t0 = 0, 0, 0, 0, 0.0, 0.0
     progress = tqdm(total=total_steps, desc=f"{cfg.model.name}/{cfg.dropout.name}", disable=None)
     for epoch in range(epochs):
+        if info.multi_process:
+            train_loader.sampler.set_epoch(epoch)  # a new shuffle of the shards each epoch
         for i, batch in enumerate(train_loader):
             if micro == 0:
                 t0 = time.perf_counter()  # times the step from host-to-device copy to optimizer update
@@ -235,13 +271,16 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             samples += batch["labels"].shape[0]
             tokens += count_tokens(batch, model.config)
-            with masks():
+            boundary = micro + 1 >= t.grad_accum or i + 1 >= len(train_loader)  # an optimizer step follows
+            # DDP: accumulating micro-batches skip the gradient all-reduce; the last one does it.
+            no_sync = ddp.no_sync if ddp is not None and not boundary else contextlib.nullcontext
+            with masks(), no_sync():
                 with autocast():
                     loss = fwd(**batch).loss / t.grad_accum
                 scaler.scale(loss).backward()  # backward outside autocast, as torch recommends
             loss_sum += loss.detach().float()
             micro += 1
-            if micro < t.grad_accum and i + 1 < len(train_loader):
+            if not boundary:
                 continue
 
             scaler.unscale_(optimizer)  # true gradients for the norms and the clipping
@@ -274,8 +313,8 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
             if step >= total_steps:
                 break
 
-        if t.eval:
-            result = evaluate(fwd, eval_loader, device, autocast, cfg)
+        if t.eval and info.is_rank0:  # rank 0 alone, on the bare model: no collective, the whole eval set
+            result = evaluate(model if ddp is not None else fwd, eval_loader, device, autocast, cfg)
             steps.write({"epoch": epoch + 1, **result})
             wb.log(result, step)
             summary.update(result)
@@ -283,6 +322,12 @@ def _loop(cfg: DictConfig, device: torch.device, record: dict, steps: StepLog, w
         if step >= total_steps:
             break
     progress.close()
+    if info.multi_process:  # the job's throughput: every rank's samples over the slowest rank's time
+        samples_sum, tokens_sum, seconds = timer.totals()
+        samples_sum, tokens_sum = sum_over_ranks(info, [samples_sum, tokens_sum])
+        (seconds,) = max_over_ranks(info, [seconds])
+        if seconds > 0:
+            summary.update(throughput_seq_s=samples_sum / seconds, throughput_tok_s=tokens_sum / seconds)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -296,15 +341,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     Raises:
         ConfigError: the config is invalid (nothing is run or written).
+        DistributedError: trainer.strategy=ddp/zero1 cannot start (not under torchrun, too few GPUs).
         SystemExit: SIGTERM/SIGINT arrived; the `killed` record was written first.
     """
+    from pmexp.distributed import setup, teardown
+
     started = time.perf_counter()
     cfg = validate(cfg)
-    job_dir = _job_dir(cfg)
+    info = setup(cfg.trainer.strategy, _device(cfg.trainer.device))
+    try:
+        return _train(cfg, info, started)
+    finally:
+        teardown(info)
+
+
+def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
+    """`train` once the process group (if any) is up: only rank 0 reads and writes the job dir."""
+    from pmexp.distributed import broadcast_object, gather_peak_memory
+
+    job_dir = Path(broadcast_object(info, str(_job_dir(cfg))))  # every rank: rank 0's job dir
     config = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(config)
-    previous = read_record(job_dir)
-    if previous and previous.get("status") == "ok" and previous.get("config_hash") == chash and not cfg.force:
+    previous = read_record(job_dir) if info.is_rank0 else None
+    skip = bool(previous and previous.get("status") == "ok" and previous.get("config_hash") == chash
+                and not cfg.force)
+    skip, previous = broadcast_object(info, (skip, previous))
+    if skip:
         log.info("skipping %s: its record says ok for config_hash %s (force=true re-runs it)", job_dir, chash)
         return previous
 
@@ -312,39 +374,46 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from pmexp.wandb_logger import WandbLogger
 
     runtime = _hydra_runtime()
-    device = _device(cfg.trainer.device)
+    device = info.device
     record: dict[str, Any] = {
         "status": "running", "error": None, "traceback": None, "config": config, "config_hash": chash,
         "overrides": list(runtime.overrides.task) if runtime else [], "env": env_info(device),
         "summary": _config_summary(cfg), "dropout_report": None, "memory_report": None, "model_info": None,
         "probe": None,
     }
-    write_record(job_dir, record)
+    record["summary"]["world_size"] = info.world_size
+    if info.is_rank0:
+        write_record(job_dir, record)
     multirun = runtime is not None and runtime.mode == RunMode.MULTIRUN
     name = (runtime.job.override_dirname if runtime else "") or f"{cfg.model.name}-{cfg.dropout.name}-seed{cfg.seed}"
     tags = [cfg.model.name, cfg.dropout.name, cfg.precision.name, cfg.attention]
     choices = runtime.runtime.choices if runtime else {}
     if choices.get("experiment"):
         tags.append(choices["experiment"])
-    wb = WandbLogger(cfg.logger, config, job_dir, name, str(runtime.sweep.dir) if multirun else None, tags)
-    steps = StepLog(job_dir)
+    logger_cfg = cfg.logger if info.is_rank0 else OmegaConf.create({"name": "none", "mode": "disabled"})
+    wb = WandbLogger(logger_cfg, config, job_dir, name, str(runtime.sweep.dir) if multirun else None, tags)
+    steps = StepLog(job_dir) if info.is_rank0 else _NoStepLog()
     killed: JobKilled | None = None
     try:
         with _signals_raise_killed():
             try:
-                _loop(cfg, device, record, steps, wb)
+                _loop(cfg, info, record, steps, wb)
                 record["summary"].update(peak_memory(device))
+                record["summary"].update(gather_peak_memory(info, record["summary"]["peak_allocated_mb"]))
                 record["status"] = "ok"
             except torch.OutOfMemoryError as e:
                 record.update(status="oom", error=f"OutOfMemoryError: {e}")
                 record["summary"].update(peak_memory(device))  # the memory reached before it gave out
+                if not info.multi_process:  # no collective here: the other ranks may be elsewhere
+                    record["summary"].update(gather_peak_memory(info, record["summary"]["peak_allocated_mb"]))
             except JobKilled as e:
                 record.update(status="killed", error=str(e))
                 killed = e
             except Exception as e:  # recorded, not raised: the other jobs of a multirun go on
                 record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
             record["summary"]["wall_time_s"] = time.perf_counter() - started
-            write_record(job_dir, record)
+            if info.is_rank0:
+                write_record(job_dir, record)
     finally:
         steps.close()
         wb.summary(record["summary"])
@@ -373,6 +442,14 @@ def _in_launcher_process(runtime: Any) -> bool:
     return OmegaConf.select(runtime, "launcher._target_", default=BASIC_LAUNCHER) != BASIC_LAUNCHER
 
 
+def _distributed_error() -> type[Exception]:
+    """Imported when needed: `python -m pmexp.train` is `__main__`, whose globals joblib/submitit
+    launchers pickle by value, and torch.distributed's module objects do not pickle."""
+    from pmexp.distributed import DistributedError
+
+    return DistributedError
+
+
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: one job, or one job of a multirun (`-m`)."""
@@ -381,6 +458,9 @@ def main(cfg: DictConfig) -> None:
         record = train(cfg)
     except ConfigError as e:  # the message says what to change; a traceback would only bury it
         print(f"pmexp: invalid config: {e}", file=sys.stderr)
+        sys.exit(2)
+    except _distributed_error() as e:  # not under torchrun, too few GPUs: the message says what to run
+        print(f"pmexp: {e}", file=sys.stderr)
         sys.exit(2)
     except SystemExit:  # killed: the record says so already
         if not _in_launcher_process(runtime):

@@ -1,0 +1,158 @@
+"""Several processes for one job (`trainer.strategy=ddp|zero1`), started by torchrun.
+
+    torchrun --nproc_per_node=2 -m pmexp.train trainer.strategy=ddp              # 2 GPUs (or 2 CPU processes)
+    torchrun --nproc_per_node=8 -m pmexp.train trainer.strategy=zero1 model=bert_large
+
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT in each process; `setup`
+reads them, joins the process group (NCCL on CUDA, gloo on CPU) and binds each process to the GPU
+`cuda:LOCAL_RANK`. The helpers below are no-ops for `trainer.strategy=single` (one process, no
+process group), so the trainer calls them the same way in both cases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "LAUNCHER_ENV",
+    "STRATEGIES",
+    "DistInfo",
+    "DistributedError",
+    "broadcast_object",
+    "gather_peak_memory",
+    "max_over_ranks",
+    "setup",
+    "sum_over_ranks",
+    "teardown",
+]
+
+STRATEGIES = ("single", "ddp", "zero1")
+LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+_HOW = "run it with torchrun --nproc_per_node=N -m pmexp.train trainer.strategy={strategy} ..."
+
+
+class DistributedError(RuntimeError):
+    """A multi-process job cannot start as asked; the message says what to run or change."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: its rank among `world_size`, its device, and the backend (None: single)."""
+
+    strategy: str = "single"
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: str | None = None
+
+    @property
+    def multi_process(self) -> bool:
+        # Not named `distributed`: `python -m pmexp.train` runs as __main__, which the joblib and
+        # submitit launchers pickle by value; cloudpickle then also ships every loaded submodule whose
+        # dotted name is made of names the code uses, and `info.distributed` + `model.config` drew in
+        # torch.distributed.config, a ConfigModule that does not pickle (tests/test_sweeps.py).
+        return self.backend is not None
+
+    @property
+    def is_rank0(self) -> bool:
+        return self.rank == 0
+
+
+def _check_backend(backend: str, device: torch.device) -> None:
+    if backend == "nccl" and device.type != "cuda":
+        raise DistributedError(f"the NCCL backend needs CUDA devices, but this process runs on {device}: "
+                               f"use gloo on a CPU (trainer.device=cpu picks it), or a machine with GPUs")
+    if backend not in ("nccl", "gloo"):
+        raise DistributedError(f"backend {backend!r} is not supported: pmexp uses nccl (CUDA) or gloo (CPU)")
+
+
+def setup(strategy: str, device: torch.device, backend: str | None = None) -> DistInfo:
+    """Join torchrun's process group for `strategy` ddp/zero1; for `single`, just describe this process.
+
+    Args:
+        strategy: one of `STRATEGIES`.
+        device: the device `trainer.device` resolved to; on CUDA each process takes `cuda:LOCAL_RANK` instead.
+        backend: None picks nccl on CUDA and gloo on CPU.
+
+    Returns:
+        The process's `DistInfo` (rank, world size, device, backend).
+
+    Raises:
+        DistributedError: torchrun's environment is missing, there are more processes on this node than
+            CUDA devices, or NCCL was asked for on a CPU.
+    """
+    if strategy not in STRATEGIES:
+        raise DistributedError(f"trainer.strategy={strategy!r} is unknown: pick one of {STRATEGIES}")
+    if strategy == "single":
+        return DistInfo(device=device)
+    missing = [k for k in LAUNCHER_ENV if k not in os.environ]
+    if missing:
+        raise DistributedError(f"trainer.strategy={strategy} needs the environment torchrun sets "
+                               f"(missing {', '.join(missing)}): {_HOW.format(strategy=strategy)}")
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise DistributedError(f"process LOCAL_RANK={local_rank} has no GPU: this node has {count} CUDA "
+                                   f"device(s); pass torchrun --nproc_per_node={count} or fewer")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)  # before init: NCCL binds each process to its own GPU
+    backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+    _check_backend(backend, device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size,
+                                device_id=device if device.type == "cuda" else None)
+    return DistInfo(strategy, rank, world_size, local_rank, device, backend)
+
+
+def teardown(info: DistInfo) -> None:
+    """Leave the process group (a no-op for a single process)."""
+    if info.multi_process and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_object(info: DistInfo, obj: Any) -> Any:
+    """Rank 0's `obj` on every rank (a picklable value: the job dir, a skip decision)."""
+    if not info.multi_process:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=info.device if info.device.type == "cuda" else None)
+    return box[0]
+
+
+def _reduce(info: DistInfo, values: Sequence[float], op: Any) -> list[float]:
+    if not info.multi_process:
+        return [float(v) for v in values]
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=info.device)
+    dist.all_reduce(tensor, op=op)
+    return tensor.tolist()
+
+
+def sum_over_ranks(info: DistInfo, values: Sequence[float]) -> list[float]:
+    """Each value summed over the ranks (samples and tokens for the job's throughput)."""
+    return _reduce(info, values, dist.ReduceOp.SUM if info.multi_process else None)
+
+
+def max_over_ranks(info: DistInfo, values: Sequence[float]) -> list[float]:
+    """Each value's maximum over the ranks (the slowest rank's wall time)."""
+    return _reduce(info, values, dist.ReduceOp.MAX if info.multi_process else None)
+
+
+def gather_peak_memory(info: DistInfo, peak_allocated_mb: float | None) -> dict[str, float | None]:
+    """Max and mean over ranks of each rank's peak allocated MiB; None when any rank has none (CPU)."""
+    if info.multi_process:
+        peaks: list[Any] = [None] * info.world_size
+        dist.all_gather_object(peaks, peak_allocated_mb)
+    else:
+        peaks = [peak_allocated_mb]
+    if any(p is None for p in peaks):
+        return {"peak_allocated_mb_max": None, "peak_allocated_mb_mean": None}
+    return {"peak_allocated_mb_max": max(peaks), "peak_allocated_mb_mean": sum(peaks) / len(peaks)}
