@@ -35,7 +35,16 @@ from torch.overrides import TorchFunctionMode
 from pmexp.dropout.functional import check_variant, dropout
 from pmexp.dropout.module import PackedDropout
 
-__all__ = ["TARGETS", "apply", "SurgeryReport", "PMDropSurgeryWarning", "attention_name"]
+__all__ = [
+    "TARGETS",
+    "apply",
+    "SurgeryReport",
+    "PMDropSurgeryWarning",
+    "attention_name",
+    "register_attention",
+    "reject_wrappers",
+    "swap_modules",
+]
 
 log = logging.getLogger(__name__)
 TARGETS = ("hidden", "attention")
@@ -115,12 +124,13 @@ def _make_attention_function(variant: str) -> Callable:
     return attention
 
 
-def _register_attention(variant: str) -> str:
+def register_attention(name: str, function: Callable) -> str:
+    """Register an attention function and, under the same name, transformers' eager mask function
+    (without the latter the padding mask silently arrives as None). Returns ``name``."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-    name = attention_name(variant)
-    AttentionInterface.register(name, _make_attention_function(variant))
+    AttentionInterface.register(name, function)
     AttentionMaskInterface.register(name, eager_mask)
     return name
 
@@ -145,29 +155,49 @@ def _route_attention(model: nn.Module, variant: str) -> tuple[str | None, bool, 
     if variant == "standard":
         model.set_attn_implementation("eager")
         return "eager", False, "standard: the model's own eager attention and torch's dropout"
-    name = _register_attention(variant)
+    name = register_attention(attention_name(variant), _make_attention_function(variant))
     model.set_attn_implementation(name)
     return name, True, f"eager attention routed through {name}"
 
 
-def _replace_dropout_modules(model: nn.Module, variant: str) -> list[str]:
-    replaced: dict[int, nn.Module] = {}
+def swap_modules(model: nn.Module, match: Callable, build: Callable) -> list[str]:
+    """Replace, in place, every submodule for which ``match(module, parent)`` holds by ``build(module)``.
+
+    One new module per distinct old one, so a module shared by several parents stays shared. ``build``
+    may return the module itself (updated in place); only then can the root (``parent`` None) count.
+    Returns the names matched, in ``named_modules`` order.
+    """
+    new_of: dict[int, nn.Module] = {}
     names = []
     for name, module in list(model.named_modules(remove_duplicate=False)):
-        if isinstance(module, PackedDropout):
-            module.variant = variant
-            names.append(name)
-            continue
-        if not isinstance(module, nn.Dropout) or not name:
-            continue
-        if id(module) not in replaced:
-            new = PackedDropout(module.p, variant, module.inplace)
-            new.train(module.training)
-            replaced[id(module)] = new
         parent_name, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), attr, replaced[id(module)])
+        parent = model.get_submodule(parent_name) if name else None
+        if not match(module, parent):
+            continue
+        if id(module) not in new_of:
+            new_of[id(module)] = build(module)
+        if new_of[id(module)] is not module:
+            if parent is None:
+                continue  # the root cannot be replaced in place
+            setattr(parent, attr, new_of[id(module)])
         names.append(name)
     return names
+
+
+def reject_wrappers(model: nn.Module) -> None:
+    """Raise ``TypeError`` for a DDP/DataParallel wrapper: surgery belongs on the bare model."""
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        raise TypeError("apply() got a DDP/DataParallel wrapper: call apply(model.module, ...), then wrap again")
+
+
+def _replace_dropout_modules(model: nn.Module, variant: str) -> list[str]:
+    def build(module: nn.Dropout) -> nn.Module:
+        if isinstance(module, PackedDropout):  # applied before: switch its variant
+            module.variant = variant
+            return module
+        return PackedDropout(module.p, variant, module.inplace).train(module.training)
+
+    return swap_modules(model, lambda module, parent: isinstance(module, nn.Dropout), build)
 
 
 def apply(model: nn.Module, variant: str, targets: Sequence[str] = TARGETS) -> SurgeryReport:
@@ -190,8 +220,7 @@ def apply(model: nn.Module, variant: str, targets: Sequence[str] = TARGETS) -> S
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise ValueError(f"targets must be a non-empty subset of {TARGETS}, got {targets!r}")
-    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        raise TypeError("apply() got a DDP/DataParallel wrapper: call apply(model.module, ...), then wrap again")
+    reject_wrappers(model)
 
     report = SurgeryReport(variant, targets)
     if "hidden" in targets:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pmexp.dropout.functional import check_variant
+from pmexp.dropout.surgery import register_attention, reject_wrappers, swap_modules
 from pmexp.tempo.attention import tempo_attention
 from pmexp.tempo.gelu import TempoGELU
 from pmexp.tempo.layernorm import TempoLayerNorm
@@ -85,25 +86,6 @@ def _is_exact_gelu(module: nn.Module) -> bool:
     return type(module).__name__ == "GELUActivation" and getattr(module, "act", None) is F.gelu
 
 
-def _swap(model: nn.Module, match, build) -> list[str]:
-    """Replace every module for which ``match(name, module, parent)`` holds by ``build(module)``
-    (one new module per distinct old one), in place; return the names replaced."""
-    new_of: dict[int, nn.Module] = {}
-    names = []
-    for name, module in list(model.named_modules(remove_duplicate=False)):
-        if not name:
-            continue
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        if not match(module, parent):
-            continue
-        if id(module) not in new_of:
-            new_of[id(module)] = build(module)
-        setattr(parent, attr, new_of[id(module)])
-        names.append(name)
-    return names
-
-
 def _bert_eager_source() -> str:
     from transformers.models.bert import modeling_bert
 
@@ -121,12 +103,7 @@ def _route_attention(model: nn.Module, variant: str) -> tuple[str | None, list[s
     if current != "eager" and not str(current).startswith("pmexp_"):
         return current, [], (f"attention runs in {current!r}; build the model with attn_implementation='eager' "
                              "to route it through Tempo")
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
-
-    name = attention_name(variant)
-    AttentionInterface.register(name, tempo_attention(variant))
-    AttentionMaskInterface.register(name, eager_mask)
+    name = register_attention(attention_name(variant), tempo_attention(variant))
     model.set_attn_implementation(name)
     modules = [n for n, m in model.named_modules() if type(m).__name__.endswith("SelfAttention")]
     return name, modules, f"eager attention routed through {name}"
@@ -152,14 +129,15 @@ def apply(model: nn.Module, variant: str = "packed", packed: bool = True, kinds:
     kinds = tuple(kinds)
     if not kinds or any(k not in KINDS for k in kinds):
         raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {kinds!r}")
-    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        raise TypeError("apply() got a DDP/DataParallel wrapper: call apply(model.module, ...), then wrap again")
+    reject_wrappers(model)
 
     report = TempoReport(variant, packed, kinds)
     if "gelu" in kinds:
-        report.gelu = _swap(model, lambda m, parent: _is_exact_gelu(m), lambda m: TempoGELU(packed).train(m.training))
+        report.gelu = swap_modules(
+            model, lambda m, parent: _is_exact_gelu(m), lambda m: TempoGELU(packed).train(m.training)
+        )
     if "layernorm" in kinds:
-        report.layernorm = _swap(
+        report.layernorm = swap_modules(
             model,
             lambda m, parent: type(m) is nn.LayerNorm and type(parent).__name__.endswith("Output"),
             TempoLayerNorm.from_layer_norm,
