@@ -33,6 +33,7 @@ AUTOCAST_DTYPES = (None, "bfloat16", "float16")
 LOGGER_MODES = ("offline", "online", "disabled")
 # trainer.fault: a failure injected once the first optimizer step is logged, to test a sweep's fault handling.
 FAULTS = (None, "oom", "sigterm")
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,7 @@ class TrainerConfig:
     max_grad_norm: float | None = 1.0
     checkpointing: bool = False
     compile: bool = False
+    compile_backend: str = "inductor"
     device: str = "auto"
     eval: bool = True
     log_every: int = 10
@@ -256,6 +258,8 @@ def validate(cfg: DictConfig) -> DictConfig:
         _fail("trainer.memory_cap_gb", t.memory_cap_gb, "a positive number of GB, or null for no cap")
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         _fail("trainer.device", t.device, "pick auto, cpu, cuda, cuda:N or mps")
+    if t.compile_backend not in COMPILE_BACKENDS:
+        _fail("trainer.compile_backend", t.compile_backend, f"pick one of {COMPILE_BACKENDS}")
     if t.fault not in FAULTS:
         _fail("trainer.fault", t.fault, "pick trainer.fault=null (no fault), oom or sigterm")
     from pmexp.distributed import STRATEGIES  # torch only

@@ -251,6 +251,7 @@ def run_search(
     start: int = 1,
     cap: int | None = None,
     seq_len_step: int = 64,
+    batch_step: int = 1,
     train_fn: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Search every variant and write ``maxbatch.jsonl`` and ``maxbatch.json`` into ``out``.
@@ -266,6 +267,8 @@ def run_search(
         start: first value probed (for seq_len in tokens, rounded down to ``seq_len_step``).
         cap: largest value probed; for seq_len the default is a pretrained model's position count.
         seq_len_step: seq_len is searched in multiples of this many tokens.
+        batch_step: the batch size is searched in multiples of this (a coarser, shorter search
+            where batches reach the hundreds, e.g. with activation checkpointing).
         train_fn: replaces ``pmexp.train.train`` (tests).
 
     Returns:
@@ -279,10 +282,9 @@ def run_search(
 
     if search not in ("batch_size", "seq_len"):
         raise MaxBatchError(f"search={search!r}: pick 'batch_size' or 'seq_len'")
-    unit = seq_len_step if search == "seq_len" else 1
+    unit, unit_name = (seq_len_step, "seq_len_step") if search == "seq_len" else (batch_step, "batch_step")
     if unit < 1 or start < unit:
-        raise MaxBatchError(f"start={start} and seq_len_step={seq_len_step}: both must be >= 1 and "
-                            "start >= seq_len_step for a seq_len search")
+        raise MaxBatchError(f"start={start} and {unit_name}={unit}: both must be >= 1 and start >= {unit_name}")
     owned = (*_CONTROLLED, "trainer.batch_size" if search == "batch_size" else "seq_len")
     for o in overrides:
         if o.lstrip("+~").split("=")[0] in owned:
@@ -299,7 +301,7 @@ def run_search(
                                 "CUDA device, or bound the search with --max-batch / --max-seq-len")
         out.mkdir(parents=True, exist_ok=True)
         state: dict[str, Any] = {"search": search, "complete": False, "overrides": list(overrides),
-                                 "cap": cap, "settings": {}, "env": {}, "results": {}}
+                                 "cap": cap, "step": unit, "settings": {}, "env": {}, "results": {}}
         prober = _Prober(lambda o: compose("train", overrides=o), overrides, out, state, train_fn)
         for variant in variants:
             result = state["results"][variant] = {"max": None, "peak_allocated_mb": None,
@@ -334,8 +336,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-seq-len", type=int, default=None,
                         help="never probe a longer seq_len (default: a pretrained model's positions)")
     parser.add_argument("--seq-len-step", type=int, default=64, help="seq_len granularity (default 64)")
+    parser.add_argument("--batch-step", type=int, default=1,
+                        help="batch size granularity (default 1; e.g. 8 where batches reach the hundreds)")
     parser.add_argument("--start", type=int, default=None,
-                        help="first value probed (default 1, or --seq-len-step for a seq_len search)")
+                        help="first value probed (default --batch-step, or --seq-len-step for a seq_len search)")
     return parser.parse_intermixed_args(argv)
 
 
@@ -347,9 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         state = run_search(
             args.overrides, out, variants=[v for v in args.variants.split(",") if v], search=search,
-            start=args.start or (args.seq_len_step if args.seq_len_search else 1),
+            start=args.start or (args.seq_len_step if args.seq_len_search else args.batch_step),
             cap=args.max_seq_len if args.seq_len_search else args.max_batch,
-            seq_len_step=args.seq_len_step,
+            seq_len_step=args.seq_len_step, batch_step=args.batch_step,
         )
     except MaxBatchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -44,13 +44,15 @@ SUMMARY_KEYS = (
     "step_time_median_ms", "step_time_p90_ms", "grad_norm_final", "wall_time_s",
     # Added with trainer.strategy (at the end, so the order above stays): peaks over a job's processes.
     "strategy", "world_size", "peak_allocated_mb_max", "peak_allocated_mb_mean",
+    # With trainer.compile: how PM-Drop's variants are traced (pmexp.dropout.traced) and the backend.
+    "compiled_dropout", "compile_backend",
 )
 # Keys that change where or how a job is reported, not what it computes: a resumed sweep with
 # W&B switched on, or `force=true`, still matches the record it left.
 HASH_EXCLUDED_KEYS = ("force", "job_dir", "logger")
 # Keys added to the config after records existed, left out of the hash while at their default value:
 # a job that does not use them hashes as before, so records written earlier still match (resume).
-HASH_NEW_DEFAULTS = {("trainer", "strategy"): "single"}
+HASH_NEW_DEFAULTS = {("trainer", "strategy"): "single", ("trainer", "compile_backend"): "inductor"}
 
 
 def _clean(value: Any) -> Any:

@@ -125,6 +125,11 @@ def _config_summary(cfg: DictConfig) -> dict[str, Any]:
         compile=cfg.trainer.compile, checkpointing=cfg.trainer.checkpointing, memory=cfg.memory.name,
         targets=list(cfg.dropout.targets) if surgery else None, steps=0, strategy=cfg.trainer.strategy,
     )
+    if cfg.trainer.compile:
+        from pmexp.dropout.traced import use_traced
+
+        summary.update(compiled_dropout="traced" if use_traced() else "custom_op",
+                       compile_backend=cfg.trainer.compile_backend)
     return summary
 
 
@@ -199,7 +204,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     from pmexp.data import build_dataloaders, count_tokens
     from pmexp.distributed import max_over_ranks, sum_over_ranks
     from pmexp.masks import packed_saved_masks
-    from pmexp.metrics import StepTimer, grad_norms, reset_peak_memory, sync
+    from pmexp.metrics import StepTimer, grad_norms, peak_memory, reset_peak_memory, sync
     from pmexp.models import apply_dropout, apply_memory, build_model
 
     t, summary, device = cfg.trainer, record["summary"], info.device
@@ -246,13 +251,20 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
         # forward_sync_buffers=False: the buffers (position ids) never change, so no collective per forward.
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       forward_sync_buffers=False)
-    fwd = torch.compile(ddp or model) if t.compile else (ddp or model)
+    fwd = torch.compile(ddp or model, backend=t.compile_backend) if t.compile else (ddp or model)
 
-    if t.probe:  # uncompiled model: counts what eager autograd saves for one training batch
-        probe_batch = {k: v[: t.batch_size].to(device) for k, v in next(iter(eval_loader)).items()}
-        record["probe"] = _probe(model, probe_batch, autocast, cfg.dropout.hooks)
+    def probe(module: torch.nn.Module, batch: dict) -> None:  # what autograd saves for one training batch
+        batch = {k: v.to(device) for k, v in batch.items()}
+        record["probe"] = {"compiled": module is fwd and t.compile,
+                           **_probe(module, batch, autocast, cfg.dropout.hooks)}
         summary.update({k: record["probe"][k] for k in PROBE_SUMMARY_KEYS})
-        del probe_batch
+
+    # Compiled: probe the compiled graph after training (what Inductor's partitioner keeps; no extra
+    # compile), with the peak read first. DDP: probe the bare model (a forward without backward
+    # through the DDP wrapper would leave its reducer waiting).
+    probe_compiled = t.probe and t.compile and not info.multi_process
+    if t.probe and not probe_compiled:
+        probe(model, next(iter(train_loader)))
     reset_peak_memory(device)
     timer = StepTimer(t.timing_warmup)
     log.info("training %d steps (%d epoch(s) of %d), batch %d x %d accumulated, on %s",
@@ -322,6 +334,9 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
         if step >= total_steps:
             break
     progress.close()
+    summary.update(peak_memory(device))  # before the probe below adds its own forward
+    if probe_compiled:  # the last training batch: the shape the graph was compiled for
+        probe(fwd, batch)
     if info.multi_process:  # the job's throughput: every rank's samples over the slowest rank's time
         samples_sum, tokens_sum, seconds = timer.totals()
         samples_sum, tokens_sum = sum_over_ranks(info, [samples_sum, tokens_sum])
@@ -397,8 +412,7 @@ def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
     try:
         with _signals_raise_killed():
             try:
-                _loop(cfg, info, record, steps, wb)
-                record["summary"].update(peak_memory(device))
+                _loop(cfg, info, record, steps, wb)  # records the peak memory itself, before its last probe
                 record["summary"].update(gather_peak_memory(info, record["summary"]["peak_allocated_mb"]))
                 record["status"] = "ok"
             except torch.OutOfMemoryError as e:

@@ -169,3 +169,12 @@ def test_real_trainer_probes_leave_records(tmp_path: Path) -> None:
     assert [(line["batch_size"], line["status"]) for line in _lines(tmp_path)] == [(1, "ok"), (2, "ok")]
     record = json.loads((tmp_path / "probes" / "packed" / "batch_size_2" / "metrics.json").read_text())
     assert record["status"] == "ok" and record["summary"]["steps"] == 3 and record["summary"]["variant"] == "packed"
+
+
+def test_batch_step_searches_multiples(tmp_path: Path) -> None:
+    state = run_search(["model=tinybert"], tmp_path, variants=["standard"], start=8, batch_step=8,
+                       train_fn=FakeTrainer({"standard": 37 * 128}))
+    assert state["results"]["standard"]["max"] == 32 and state["step"] == 8  # largest multiple of 8 <= 37
+    assert all(line["batch_size"] % 8 == 0 for line in _lines(tmp_path))
+    with pytest.raises(MaxBatchError, match="batch_step"):
+        run_search(["model=tinybert"], tmp_path / "b", start=4, batch_step=8, train_fn=FakeTrainer({}))

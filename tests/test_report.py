@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
-from pmexp.report import EmptySweepError, SweepNotFoundError, build_report, gather_rows
+from pmexp.report import EmptySweepError, SweepNotFoundError, build_report, gather_rows, settings_of
 from pmexp.report.__main__ import main
 from pmexp.report.stats import compare_to_standard, group_rows
 
@@ -265,3 +265,117 @@ def test_partly_oom_configuration_keeps_its_ok_seeds_and_counts_the_rest(tmp_pat
     md = build_report([tmp_path]).markdown.read_text()
     (row,) = _table_rows(md, "Memory and speed")
     assert row[:3] == ["standard", "ok 1, OOM 1", "100.0"]
+
+
+def _header(md: str, heading: str) -> list[str]:
+    """Header of the first Markdown table after the heading ``heading``."""
+    lines = md.splitlines()
+    after = lines.index(next(line for line in lines if line.startswith("#") and line.lstrip("# ") == heading))
+    line = next(line for i, line in enumerate(lines) if i > after and line.startswith("| "))
+    return [c.strip() for c in line.strip("|").split(" | ")]
+
+
+@pytest.mark.parametrize(
+    ("memory", "checkpointing", "expected"),
+    [(None, False, "none"), (None, True, "checkpointing"), ("none", True, "checkpointing"),
+     ("tempo", True, "tempo_checkpointing"), ("tempo_checkpointing", False, "tempo_checkpointing")],
+)
+def test_old_records_read_as_one_process_and_the_memory_technique_that_ran(memory, checkpointing, expected) -> None:
+    summary = _summary("standard", 128, 0, checkpointing=checkpointing)  # no strategy, world_size
+    if memory is not None:
+        summary["memory"] = memory
+    s = settings_of({"summary": summary})
+    assert (s["strategy"], s["world_size"]) == ("single", 1)
+    assert (s["memory"], s["checkpointing"]) == (expected, expected.endswith("checkpointing"))
+
+
+def test_single_process_report_has_no_rank_columns_nor_memory_table(sweep: Path) -> None:
+    md = _md(sweep)
+    assert "over ranks" not in md and "## Memory technique" not in md
+    assert "memory=none" in md and "strategy=single, world_size=1" in md  # common settings
+
+
+def test_ddp_and_zero1_are_configurations_with_per_rank_peaks(tmp_path: Path) -> None:
+    # strategy, world_size -> (rank 0's peak, max over ranks, mean over ranks)
+    peaks = {("single", 1): (1000.0, 1000.0, 1000.0), ("ddp", 2): (900.0, 950.0, 925.0),
+             ("zero1", 2): (700.0, 720.0, 710.0)}
+    for (strategy, world_size), (peak, top, mean) in peaks.items():
+        for variant, factor in (("standard", 1.0), ("packed", 0.9)):
+            write_job(tmp_path, f"{strategy}-{variant}", "ok", _summary(
+                variant, 128, 0, strategy=strategy, world_size=world_size, peak_allocated_mb=peak * factor,
+                peak_allocated_mb_max=top * factor, peak_allocated_mb_mean=mean * factor,
+                throughput_seq_s=100.0 * world_size))
+    md = build_report([tmp_path]).markdown.read_text()
+    header = _header(md, "Memory and speed")
+    assert header[:7] == ["strategy", "world_size", "variant", "jobs", "peak alloc MB",
+                          "peak alloc MB max over ranks", "peak alloc MB mean over ranks"]
+    rows = {(r[0], r[2]): r for r in _table_rows(md, "Memory and speed")}
+    assert rows[("zero1", "standard")][4:7] == ["700.0", "720.0", "710.0"]
+    assert rows[("ddp", "packed")][4:7] == ["810.0", "855.0", "832.5"]
+    assert rows[("single", "standard")][1] == "1"
+    comps = {c.group.settings["strategy"]: c for c in compare_to_standard(group_rows(gather_rows([tmp_path])))}
+    assert comps["ddp"].baseline.settings["strategy"] == "ddp" and comps["ddp"].throughput_ratio == 1.0
+    against = [r[0] for r in _table_rows(md, "Against standard")]
+    assert "bert_base bf16 sdpa L=128 B=32 zero1×2 targets=attention,hidden" in against
+
+
+def test_memory_technique_tables_against_none_standard(tmp_path: Path) -> None:
+    # memory -> (peak MB, seq/s) at seq_len 128 for standard; packed: 0.8x peak, 0.9x seq/s; 512: 4x peak
+    techniques = {"none": (1000.0, 100.0), "checkpointing": (500.0, 75.0), "tempo": (750.0, 95.0)}
+    for memory, (peak, seq_s) in techniques.items():
+        for seq_len, scale in ((128, 1), (512, 4)):
+            for variant, (f_peak, f_speed) in (("standard", (1.0, 1.0)), ("packed", (0.8, 0.9))):
+                name = f"{memory}-{seq_len}-{variant}"
+                summary = _summary(variant, seq_len, 0, memory=memory, checkpointing=memory == "checkpointing")
+                if (memory, seq_len, variant) == ("tempo", 512, "standard"):
+                    write_job(tmp_path, name, "oom", summary, error="CUDA out of memory")
+                    continue
+                summary.update(peak_allocated_mb=peak * scale * f_peak, throughput_seq_s=seq_s / scale * f_speed)
+                write_job(tmp_path, name, "ok", summary)
+    for memory, results in (("none", {"standard": 32, "packed": 36}), ("tempo", {"standard": 40, "packed": 48})):
+        out = tmp_path / f"maxbatch-{memory}"
+        out.mkdir()
+        settings = {"model": "bert_base", "precision": "bf16", "attention": "sdpa", "seq_len": 512,
+                    "memory": memory, "targets": ["attention", "hidden"]}
+        (out / "maxbatch.json").write_text(json.dumps({
+            "search": "batch_size", "settings": settings,
+            "results": {v: {"max": m, "hit_cap": v == "packed" and memory == "tempo"} for v, m in results.items()}}))
+    md = build_report([tmp_path]).markdown.read_text()
+    assert md.index("## Memory technique") < md.index("## Max batch")
+    assert _header(md, "Memory and speed")[:3] == ["seq_len", "memory", "variant"]  # memory names checkpointing
+    assert [r[1] for r in _table_rows(md, "Memory and speed")][:6:2] == ["none", "checkpointing", "tempo"]
+    header = ["memory"] + [f"{v} {c}" for v in ("standard", "packed")
+                           for c in ("peak alloc MB", "peak vs base", "seq/s", "seq/s vs base")]
+    assert _header(md, "seq_len=128") == header  # no max batch searched at 128
+    short = {r[0]: r[1:] for r in _table_rows(md, "seq_len=128")}
+    assert list(short) == ["none", "checkpointing", "tempo"]
+    assert short["none"] == ["1,000.0", "1.000x", "100.00", "1.000x", "800.0", "0.800x", "90.00", "0.900x"]
+    assert short["checkpointing"][:4] == ["500.0", "0.500x", "75.00", "0.750x"]
+    assert short["tempo"][4:] == ["600.0", "0.600x", "85.50", "0.855x"]
+    assert _header(md, "seq_len=512") == [*header[:5], "standard max batch", *header[5:], "packed max batch"]
+    long = {r[0]: r[1:] for r in _table_rows(md, "seq_len=512")}
+    assert long["tempo"] == ["OOM"] * 4 + ["40", "2,400.0", "0.600x", "21.38", "0.855x", "≥48"]
+    assert long["none"][4] == "32" and long["none"][9] == "36" and long["checkpointing"][4] == "n/a"
+
+
+def test_attention_and_compile_are_separate_configurations(tmp_path: Path) -> None:
+    speed = {("eager", False): 100.0, ("eager", True): 150.0, ("sdpa", False): 200.0, ("sdpa", True): 300.0}
+    for (attention, compiled), seq_s in speed.items():
+        for variant, factor in (("standard", 1.0), ("packed", 0.9), ("seeded", 0.8)):
+            write_job(tmp_path, f"{attention}-{compiled}-{variant}", "ok", _summary(
+                variant, 128, 0, attention=attention, compile=compiled, throughput_seq_s=seq_s * factor))
+    groups = group_rows(gather_rows([tmp_path]))
+    assert len(groups) == 12
+    comps = compare_to_standard(groups)
+    assert len(comps) == 8
+    for c in comps:
+        assert {k: c.baseline.settings[k] for k in ("attention", "compile")} == {
+            k: c.group.settings[k] for k in ("attention", "compile")}
+        assert c.throughput_ratio == pytest.approx({"packed": 0.9, "seeded": 0.8}[c.group.variant])
+    md = build_report([tmp_path]).markdown.read_text()
+    assert _header(md, "Memory and speed")[:3] == ["attention", "compile", "variant"]
+    rows = [r[:3] for r in _table_rows(md, "Memory and speed")]
+    assert rows[:3] == [["eager", "False", "standard"], ["eager", "False", "packed"], ["eager", "False", "seeded"]]
+    assert len(rows) == 12
+    assert "bert_base bf16 sdpa L=128 B=32 compile targets=attention,hidden" in [
+        r[0] for r in _table_rows(md, "Against standard")]

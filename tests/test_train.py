@@ -260,3 +260,20 @@ def test_pretrained_local_folder_loads_with_fp32_weights(make_cfg, tmp_path):
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
     assert info["source"] == str(tmp_path / "ckpt")
     assert train(cfg)["status"] == "ok"
+
+
+@pytest.mark.parametrize("option", ["standard", "packed", "seeded"])
+def test_compiled_training_probes_the_compiled_graph(make_cfg, option):
+    """trainer.compile: the probe runs after training through the compiled model and counts what
+    its graph saves: `packed` 1/8 and `seeded` none of `standard`'s mask bytes."""
+    record = train(make_cfg(f"dropout={option}", "trainer.compile=true", "trainer.compile_backend=aot_eager",
+                            "trainer.eval=false"))
+    assert record["status"] == "ok", record["traceback"]
+    assert record["probe"]["compiled"] is True
+    by_dtype = record["probe"]["saved_bytes_by_dtype"]
+    if option == "standard":
+        assert by_dtype["bool"] > 0
+    elif option == "packed":
+        assert by_dtype["uint8"] > 0 and by_dtype.get("bool", 0) < by_dtype["uint8"]
+    else:
+        assert record["summary"]["saved_mask_bytes"] < 1000

@@ -1,16 +1,16 @@
-"""``python -m pmexp.bench <name> [options]``: run a GPU micro-benchmark (``dropout``)."""
+"""``python -m pmexp.bench <name> [options]``: run a GPU micro-benchmark (``dropout``, ``attention``, ``tempo``)."""
 
 import sys
 
-BENCHES = ("dropout",)
+BENCHES = ("dropout", "attention", "tempo")
 
 
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in BENCHES:
         raise SystemExit(f"usage: python -m pmexp.bench {{{','.join(BENCHES)}}} [options]")
-    from pmexp.bench import dropout
+    import importlib
 
-    dropout.main(sys.argv[2:])
+    importlib.import_module(f"pmexp.bench.{sys.argv[1]}").main(sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from pmexp.dropout import traced
 from pmexp.masks import pack_bits, unpack_bits
 
 __all__ = ["VARIANTS", "dropout", "check_p", "check_variant"]
@@ -212,6 +213,8 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str
         return x
     if p == 1.0 or not x.is_floating_point():
         return F.dropout(x, p, training)  # torch's zeros (no mask kept) and its dtype errors
+    if torch.compiler.is_compiling() and traced.use_traced():  # ops Inductor can fuse and partition
+        return traced.seeded_traced(x, p) if variant == "seeded" else traced.packed_traced(x, p)
     if variant == "packed" and _uses_kernel(x):
         return _FusedPacked.apply(x, p)
     if variant == "seeded":

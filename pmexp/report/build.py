@@ -99,10 +99,14 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
     ]
     if groups:
         common = tables.common_settings(groups)
+        distributed = [] if tables.memory_speed_metrics(groups) == tables.MEMORY_SPEED_METRICS else [
+            Paragraph("Jobs on several processes (world_size > 1): peak alloc MB is rank 0's, the max and "
+                      "mean over ranks are each process's peak; seq/s and tok/s count every rank.")]
         blocks += [Heading("Results per configuration"), *([common] if common else []),
                    Paragraph("Mean ± sample std over the ok seeds; a configuration with no ok "
                              "seed shows its status (OOM, failed, killed) instead."),
-                   Heading("Memory and speed", 3), tables.metric_table(groups, tables.MEMORY_SPEED_METRICS),
+                   Heading("Memory and speed", 3), *distributed,
+                   tables.metric_table(groups, tables.memory_speed_metrics(groups)),
                    Heading("Quality", 3), tables.metric_table(groups, tables.QUALITY_METRICS)]
     if comparisons:
         blocks += [
@@ -114,6 +118,15 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
                       "σ = std of standard's F1 over seeds."),
             tables.comparison_table(comparisons),
         ]
+    memory = tables.memory_tables(groups, maxbatch)
+    if memory:
+        blocks += [Heading("Memory technique"),
+                   Paragraph("Each memory technique per dropout variant against memory=none with the "
+                             "standard variant, every other setting equal: peak vs base = peak alloc MB "
+                             "/ the base's, seq/s vs base = seq/s / the base's; max batch from "
+                             "`python -m pmexp.maxbatch` with the same settings (≥: it hit the cap).")]
+        for title, table in memory:
+            blocks += [*([Heading(title, 3)] if title else []), table]
     if maxbatch:
         blocks += [Heading("Max batch"),
                    Paragraph("Largest value that trained without OOM, per variant, from "

@@ -55,7 +55,7 @@ def first_line(text: str | None, limit: int = 160) -> str:
 
 
 def config_label(settings: dict[str, Any], exclude: Iterable[str] = ("variant",)) -> str:
-    """Compact name of a configuration: 'bert_base bf16 sdpa L=512 B=32 compile'."""
+    """Compact name of a configuration: 'bert_base bf16 sdpa L=512 B=32 ddp×2 compile tempo'."""
     skip = set(exclude)
     parts: list[str] = []
     for key in ("model", "precision", "attention"):
@@ -64,9 +64,14 @@ def config_label(settings: dict[str, Any], exclude: Iterable[str] = ("variant",)
     for key, short in (("seq_len", "L"), ("batch_size", "B")):
         if key not in skip and settings.get(key) is not None:
             parts.append(f"{short}={settings[key]}")
-    for key, short in (("compile", "compile"), ("checkpointing", "ckpt")):
-        if key not in skip and settings.get(key):
-            parts.append(short)
+    if "strategy" not in skip and settings.get("strategy") not in (None, "single"):
+        parts.append(f"{settings['strategy']}×{settings.get('world_size')}")
+    if "compile" not in skip and settings.get("compile"):
+        parts.append("compile")
+    if "memory" not in skip and settings.get("memory") not in (None, "none"):
+        parts.append(str(settings["memory"]))  # names checkpointing too, where it is on
+    elif "checkpointing" not in skip and settings.get("checkpointing"):
+        parts.append("ckpt")
     if "targets" not in skip and settings.get("targets"):
         parts.append(f"targets={settings['targets']}")
     if "variant" not in skip and settings.get("variant") is not None:

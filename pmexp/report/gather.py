@@ -19,6 +19,7 @@ from pmexp.records import RECORD_FILE, STATUSES, STEPS_FILE
 
 __all__ = [
     "MAXBATCH_FILE",
+    "MEMORY_TECHNIQUES",
     "PROBES_FILE",
     "GROUP_KEYS",
     "PMDROP_VARIANTS",
@@ -29,6 +30,7 @@ __all__ = [
     "SweepNotFoundError",
     "gather_maxbatch",
     "gather_rows",
+    "memory_order",
     "read_steps",
     "settings_of",
     "variant_order",
@@ -37,10 +39,11 @@ __all__ = [
 #: Summary fields that describe *what* was run (as opposed to what was measured).
 SETTING_KEYS: tuple[str, ...] = (
     "model", "variant", "precision", "seq_len", "attention",
-    "batch_size", "compile", "checkpointing", "memory", "targets", "seed",
+    "batch_size", "compile", "checkpointing", "memory", "targets", "strategy", "world_size", "seed",
 )
-#: A "configuration" is every setting except the seed: its jobs are the seed repeats.
-GROUP_KEYS: tuple[str, ...] = tuple(k for k in SETTING_KEYS if k != "seed")
+#: A "configuration" is every setting except the seed (its jobs are the seed repeats) and
+#: ``checkpointing``, which ``memory`` names (see :func:`settings_of`).
+GROUP_KEYS: tuple[str, ...] = tuple(k for k in SETTING_KEYS if k not in ("seed", "checkpointing"))
 #: What ``python -m pmexp.maxbatch`` writes: the result, and one line per probe.
 MAXBATCH_FILE, PROBES_FILE = "maxbatch.json", "maxbatch.jsonl"
 #: Variants that are PM-Drop (judged by the success criteria); ``none`` is a no-dropout reference.
@@ -60,7 +63,14 @@ _CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "checkpointing": ("trainer.checkpointing",),
     "memory": ("memory.name",),
     "targets": ("dropout.targets",),
+    "strategy": ("trainer.strategy",),
+    "world_size": (),  # in the summary only (torchrun's WORLD_SIZE)
     "seed": ("seed",),
+}
+#: What each ``memory`` config switches on: (Tempo's layers, activation checkpointing).
+MEMORY_TECHNIQUES: dict[str, tuple[bool, bool]] = {
+    "none": (False, False), "checkpointing": (False, True),
+    "tempo": (True, False), "tempo_checkpointing": (True, True),
 }
 
 Row = dict[str, Any]
@@ -92,6 +102,12 @@ def variant_order(variant: str | None) -> tuple[int, str]:
     name = str(variant)
     rank = _VARIANT_ORDER.index(name) if name in _VARIANT_ORDER else len(_VARIANT_ORDER)
     return rank, name
+
+
+def memory_order(memory: str | None) -> tuple[int, str]:
+    """Sort key that puts the memory techniques in :data:`MEMORY_TECHNIQUES` order, then the rest."""
+    names = list(MEMORY_TECHNIQUES)
+    return (names.index(memory) if memory in names else len(names)), str(memory)
 
 
 def _check_dirs(dirs: Sequence[str | Path]) -> list[Path]:
@@ -126,7 +142,7 @@ def _normalise(key: str, value: Any) -> Any:
     """Make a setting hashable and comparable: lists become 'a,b', floats that are ints, ints."""
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
-    if key in ("seq_len", "batch_size", "seed") and isinstance(value, float) and value.is_integer():
+    if key in ("seq_len", "batch_size", "world_size", "seed") and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
@@ -148,6 +164,28 @@ def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             value = _select(config, _CONFIG_PATHS[key])
         out[key] = _normalise(key, value)
+    return _with_defaults(out)
+
+
+def _with_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """Read settings added after records existed as those records ran, and ``memory`` as what ran.
+
+    No ``strategy``/``world_size``: one process. ``memory`` names the technique that ran: a record
+    without one ran Tempo-less, and checkpointed iff ``checkpointing`` (what ``memory=checkpointing``
+    sets); ``trainer.checkpointing=true`` on top of ``memory=none|tempo`` is the same run as
+    ``memory=checkpointing|tempo_checkpointing``, so it reads as that, and ``checkpointing`` agrees.
+    """
+    out = dict(settings)
+    out["strategy"] = out.get("strategy") or "single"
+    if out.get("world_size") is None and out["strategy"] == "single":
+        out["world_size"] = 1
+    memory = out.get("memory") or "none"
+    if memory in MEMORY_TECHNIQUES:
+        tempo, checkpointing = MEMORY_TECHNIQUES[memory]
+        flags = (tempo, checkpointing or bool(out.get("checkpointing")))
+        memory = next(name for name, f in MEMORY_TECHNIQUES.items() if f == flags)
+        out["checkpointing"] = flags[1]
+    out["memory"] = memory
     return out
 
 
@@ -223,7 +261,9 @@ def gather_maxbatch(dirs: Sequence[str | Path]) -> list[MaxBatchResult]:
                 MaxBatchResult(
                     path=path,
                     search=str(data.get("search", "batch_size")),
-                    settings={k: _normalise(k, v) for k, v in (data.get("settings") or {}).items()},
+                    settings=_with_defaults(
+                        {k: _normalise(k, v) for k, v in (data.get("settings") or {}).items()}
+                    ),
                     results=dict(data.get("results") or {}),
                     complete=bool(data.get("complete", True)),
                     env=dict(data.get("env") or {}),

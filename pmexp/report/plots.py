@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from pmexp.report import fmt
 from pmexp.report.gather import GROUP_KEYS, read_steps, variant_order
-from pmexp.report.stats import Group, sort_key
+from pmexp.report.stats import Group, split_groups
 
 __all__ = ["PANEL_KEYS", "Plot", "plot_loss_curves", "plot_vs_seq_len"]
 
@@ -44,18 +44,6 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _split(groups: Sequence[Group], outer: Sequence[str]) -> dict[tuple[Any, ...], list[Group]]:
-    """Groups by the values of ``outer``, ordered as the tables are (variants: standard first)."""
-    out: dict[tuple[Any, ...], list[Group]] = {}
-    for g in groups:
-        out.setdefault(tuple(g.settings[k] for k in outer), []).append(g)
-
-    def order(item: tuple[tuple[Any, ...], list[Group]]) -> list[Any]:
-        return [variant_order(v) if k == "variant" else sort_key(v) for k, v in zip(outer, item[0], strict=True)]
-
-    return dict(sorted(out.items(), key=order))
-
-
 def _line_keys(groups: Sequence[Group], exclude: Sequence[str]) -> list[str]:
     """Settings that tell lines apart inside one figure: the variant and anything else that varies."""
     return [
@@ -74,13 +62,13 @@ def plot_vs_seq_len(
     """
     usable = [g for g in groups if g.settings.get("seq_len") is not None]
     plots: list[Plot] = []
-    for panel, members in _split(usable, PANEL_KEYS).items():
+    for panel, members in split_groups(usable, PANEL_KEYS).items():
         keys = _line_keys(members, (*PANEL_KEYS, "seq_len"))
         fig = Figure(figsize=(7, 4.5))
         ax = fig.add_subplot()
         seq_lens: set[int] = set()
         drawn = False
-        for line, lgroups in _split(members, keys).items():
+        for line, lgroups in split_groups(members, keys).items():
             lgroups.sort(key=lambda g: g.settings["seq_len"])
             variant = str(dict(zip(keys, line, strict=True))["variant"])
             color, label = _color(variant), " ".join(str(v) for v in line)
@@ -136,7 +124,7 @@ def plot_loss_curves(groups: Sequence[Group], out_dir: Path) -> list[Plot]:
     """
     outer = [k for k in GROUP_KEYS if k != "variant"]
     plots: list[Plot] = []
-    for config, members in _split(groups, outer).items():
+    for config, members in split_groups(groups, outer).items():
         fig = Figure(figsize=(7, 4.5))
         ax = fig.add_subplot()
         drawn = False

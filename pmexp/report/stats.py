@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,23 +16,28 @@ import numpy as np
 from scipy import stats as sps
 
 from pmexp.records import STATUSES
-from pmexp.report.gather import GROUP_KEYS, Row, variant_order
+from pmexp.report.gather import GROUP_KEYS, Row, memory_order, variant_order
 
 __all__ = [
     "LARGE_SEQ_LEN",
+    "STANDARD",
     "Comparison",
     "Group",
     "Stat",
     "compare_to_standard",
     "group_rows",
     "is_large_or_long",
+    "setting_order",
     "sort_key",
+    "split_groups",
     "status_label",
     "status_name",
 ]
 
 #: From this sequence length on, a configuration counts as "long" for criterion 2.
 LARGE_SEQ_LEN = 1024
+#: The baseline settings of :func:`compare_to_standard` by default.
+STANDARD: dict[str, Any] = {"variant": "standard"}
 
 
 def sort_key(value: Any) -> tuple[int, float, str]:
@@ -42,6 +47,13 @@ def sort_key(value: Any) -> tuple[int, float, str]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return 0, float(value), ""
     return 1, 0.0, str(value)
+
+
+def setting_order(key: str, value: Any) -> tuple[Any, ...]:
+    """Order one setting's values: variants standard first, memory techniques none first, else :func:`sort_key`."""
+    if key == "variant":
+        return variant_order(value)
+    return memory_order(value) if key == "memory" else sort_key(value)
 
 
 def status_name(status: str) -> str:
@@ -112,9 +124,21 @@ def group_rows(rows: Sequence[Row]) -> list[Group]:
 
     def key(item: tuple[tuple[Any, ...], list[Row]]) -> tuple[Any, ...]:
         settings = dict(zip(GROUP_KEYS, item[0], strict=True))
-        return (*(sort_key(settings[k]) for k in order), variant_order(settings["variant"]))
+        return (*(setting_order(k, settings[k]) for k in order), variant_order(settings["variant"]))
 
     return [Group(dict(zip(GROUP_KEYS, k, strict=True)), tuple(v)) for k, v in sorted(buckets.items(), key=key)]
+
+
+def split_groups(groups: Sequence[Group], keys: Sequence[str]) -> dict[tuple[Any, ...], list[Group]]:
+    """Groups by their values of ``keys``, in table order (:func:`setting_order`)."""
+    out: dict[tuple[Any, ...], list[Group]] = {}
+    for g in groups:
+        out.setdefault(tuple(g.settings[k] for k in keys), []).append(g)
+
+    def order(item: tuple[tuple[Any, ...], list[Group]]) -> list[Any]:
+        return [setting_order(k, v) for k, v in zip(keys, item[0], strict=True)]
+
+    return dict(sorted(out.items(), key=order))
 
 
 def is_large_or_long(settings: dict[str, Any]) -> bool:
@@ -140,6 +164,11 @@ class Comparison:
     f1_diff: float | None  # mean F1 variant - standard
     f1_p: float | None  # Welch's t-test p-value (needs >= 2 ok seeds each side)
     f1_sigma: float | None  # f1_diff / std of standard's F1 over seeds
+
+    @property
+    def peak_ratio(self) -> float | None:
+        """peak_variant / peak_standard."""
+        return None if self.memory_saving is None else 1.0 - self.memory_saving
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -169,15 +198,22 @@ def _sigma(diff: float | None, std: float | None) -> float | None:
     return diff / std
 
 
-def compare_to_standard(groups: Sequence[Group]) -> list[Comparison]:
-    """One :class:`Comparison` per non-standard configuration, in ``groups`` order."""
-    def others(g: Group) -> tuple[Any, ...]:
-        return tuple(g.settings[k] for k in GROUP_KEYS if k != "variant")
+def compare_to_standard(groups: Sequence[Group], baseline: Mapping[str, Any] = STANDARD) -> list[Comparison]:
+    """One :class:`Comparison` per configuration that is not a baseline, in ``groups`` order.
 
-    standards = {others(g): g for g in groups if g.variant == "standard"}
+    A baseline is a configuration with the ``baseline`` settings (default: the ``standard``
+    variant); each configuration is compared with the baseline whose other settings are equal.
+    """
+    def others(g: Group) -> tuple[Any, ...]:
+        return tuple(g.settings[k] for k in GROUP_KEYS if k not in baseline)
+
+    def is_base(g: Group) -> bool:
+        return all(g.settings[k] == v for k, v in baseline.items())
+
+    standards = {others(g): g for g in groups if is_base(g)}
     out: list[Comparison] = []
     for group in groups:
-        if group.variant == "standard":
+        if is_base(group):
             continue
         base = standards.get(others(group))
         if base is None:

@@ -9,20 +9,25 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pmexp.records import STATUSES
 from pmexp.report import fmt
 from pmexp.report.document import Paragraph, Table
-from pmexp.report.gather import GROUP_KEYS, MaxBatchResult, Row, variant_order
-from pmexp.report.stats import Comparison, Group, Stat, sort_key, status_name
+from pmexp.report.gather import GROUP_KEYS, MaxBatchResult, Row, memory_order, variant_order
+from pmexp.report.stats import Comparison, Group, Stat, compare_to_standard, setting_order, split_groups, status_name
 from pmexp.report.verdicts import Verdict
 
 __all__ = [
+    "MEMORY_BASELINE",
     "MEMORY_SPEED_METRICS",
     "QUALITY_METRICS",
+    "RANK_PEAK_METRICS",
     "common_settings",
     "comparison_table",
     "maxbatch_table",
+    "memory_speed_metrics",
+    "memory_tables",
     "metric_table",
     "problem_table",
     "status_table",
@@ -45,6 +50,13 @@ QUALITY_METRICS: tuple[tuple[str, str, int], ...] = (
     ("eval_loss", "eval loss", 4),
     ("train_loss_final", "train loss", 4),
 )
+#: Per-process peaks of a distributed job, whose ``peak_allocated_mb`` is rank 0's own.
+RANK_PEAK_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("peak_allocated_mb_max", "peak alloc MB max over ranks", 1),
+    ("peak_allocated_mb_mean", "peak alloc MB mean over ranks", 1),
+)
+#: What the memory-technique tables divide by: no technique, standard dropout.
+MEMORY_BASELINE: dict[str, Any] = {"memory": "none", "variant": "standard"}
 _MAX_PROBLEMS = 50
 
 
@@ -118,11 +130,18 @@ def metric_table(groups: Sequence[Group], metrics: Sequence[tuple[str, str, int]
     return Table([*keys, "jobs", *(title for _, title, _ in metrics)], body)
 
 
-def _missing(c: Comparison) -> str:
+def memory_speed_metrics(groups: Sequence[Group]) -> tuple[tuple[str, str, int], ...]:
+    """:data:`MEMORY_SPEED_METRICS`, plus :data:`RANK_PEAK_METRICS` when a job ran on several processes."""
+    if not any(isinstance(n := g.settings.get("world_size"), (int, float)) and n > 1 for g in groups):
+        return MEMORY_SPEED_METRICS
+    return (MEMORY_SPEED_METRICS[0], *RANK_PEAK_METRICS, *MEMORY_SPEED_METRICS[1:])
+
+
+def _missing(c: Comparison, base: str = "standard") -> str:
     if c.baseline is None:
-        return "no standard run"
+        return f"no {base} run"
     if not c.baseline.ok:
-        return f"standard {c.baseline.label}"
+        return f"{base} {c.baseline.label}"
     if not c.group.ok:
         return c.group.label
     return fmt.MISSING
@@ -161,7 +180,7 @@ def verdict_table(verdicts: Sequence[Verdict]) -> Table:
 def maxbatch_table(results: Sequence[MaxBatchResult]) -> Table:
     """Largest batch (or seq_len) per variant, with the gain over standard's."""
     body: list[list[str]] = []
-    ordered = sorted(results, key=lambda r: [sort_key(r.settings.get(k)) for k in GROUP_KEYS])
+    ordered = sorted(results, key=lambda r: [setting_order(k, r.settings.get(k)) for k in GROUP_KEYS])
     for mb in ordered:
         base = (mb.results.get("standard") or {}).get("max")
         for variant in sorted(mb.results, key=variant_order):
@@ -185,3 +204,63 @@ def maxbatch_table(results: Sequence[MaxBatchResult]) -> Table:
               "probes", "device", "notes"]
     return Table(header, body)
 
+
+def _max_batch(results: Sequence[MaxBatchResult], settings: dict[str, Any]) -> str | None:
+    """Max batch found for the configuration ``settings`` ('≥': the search hit its cap), None if not searched."""
+    for mb in results:
+        same = all(v is None or settings.get(k) == v for k, v in mb.settings.items() if k in GROUP_KEYS)
+        res = mb.results.get(str(settings["variant"])) or {}
+        if mb.search == "batch_size" and same and res.get("max") is not None:
+            return ("≥" if res.get("hit_cap") else "") + str(res["max"])
+    return None
+
+
+def memory_tables(groups: Sequence[Group], maxbatch: Sequence[MaxBatchResult] = ()) -> list[tuple[str, Table]]:
+    """Memory techniques (rows) by dropout variant against :data:`MEMORY_BASELINE`, other settings equal.
+
+    One table per combination of the other varying settings, titled by it; none unless ``memory``
+    varies. Each variant gets peak alloc MB and seq/s (mean ± std), their ratios to the baseline,
+    and its max batch where a batch-size search with the same settings is among ``maxbatch``.
+    """
+    if len({g.settings["memory"] for g in groups}) < 2:
+        return []
+    comps = {id(c.group): c for c in compare_to_standard(groups, MEMORY_BASELINE)}
+
+    def ratio(g: Group | None, attr: str) -> str:
+        if g is None:
+            return fmt.MISSING
+        if not g.ok:
+            return g.label
+        c = comps.get(id(g))
+        if c is None:
+            return fmt.ratio(1.0)  # the baseline itself
+        got = getattr(c, attr)
+        return _missing(c, "base") if got is None else fmt.ratio(got)
+
+    def cell(g: Group | None, metric: str, digits: int) -> str:
+        return fmt.MISSING if g is None else _cell(g, g.stat(metric), digits)
+
+    outer = [k for k in varying_keys(groups) if k not in MEMORY_BASELINE]
+    out: list[tuple[str, Table]] = []
+    for combo, members in split_groups(groups, outer).items():
+        by = {(g.settings["memory"], g.variant): g for g in members}
+        variants = sorted({v for _, v in by}, key=variant_order)
+        memories = sorted({m for m, _ in by}, key=memory_order)
+        batches = {k: _max_batch(maxbatch, g.settings) for k, g in by.items()}
+        with_batch = any(b is not None for b in batches.values())
+        header = ["memory"]
+        for v in variants:
+            header += [f"{v} peak alloc MB", f"{v} peak vs base", f"{v} seq/s", f"{v} seq/s vs base"]
+            header += [f"{v} max batch"] if with_batch else []
+        body = []
+        for m in memories:
+            row = [str(m)]
+            for v in variants:
+                g = by.get((m, v))
+                row += [cell(g, "peak_allocated_mb", 1), ratio(g, "peak_ratio"),
+                        cell(g, "throughput_seq_s", 2), ratio(g, "throughput_ratio")]
+                row += [batches.get((m, v)) or fmt.MISSING] if with_batch else []
+            body.append(row)
+        title = ", ".join(f"{k}={v}" for k, v in zip(outer, combo, strict=True))
+        out.append((title, Table(header, body)))
+    return out

@@ -156,4 +156,3 @@ def tempo_attention(variant: str):
 
     attention.__name__ = f"pmexp_tempo_{variant}_attention"
     return attention
-

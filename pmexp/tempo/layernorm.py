@@ -12,7 +12,10 @@ Saved: ``y`` (also saved by the next ``nn.Linear``, so it costs nothing extra th
 (one float per row), ``w`` and ``b`` (parameters). The input is freed after forward. The
 recovered ``x_hat`` carries the rounding of ``y`` divided by ``|w|``, so gradients match stock
 LayerNorm up to rounding, not bitwise. A weight entry equal to zero loses ``x_hat`` for that
-feature: the forward pass raises ``ValueError`` (one host sync per call on CUDA to check).
+feature, so the forward pass checks the weight: on CPU it raises ``ValueError``; on CUDA (and
+under ``torch.compile``) the check is ``torch._assert_async``, which never waits for the device:
+a zero entry fails at the next synchronisation (on CUDA as a device-side assert, which leaves
+the CUDA context unusable) instead of silently producing NaN gradients.
 """
 
 from __future__ import annotations
@@ -58,6 +61,20 @@ class _TempoLayerNorm(torch.autograd.Function):
         return dx.to(grad.dtype), None, dw, db, None
 
 
+_ZERO_WEIGHT = (
+    "Tempo layer_norm recovers x_hat as (y - bias) / weight, but weight has {} entries equal to 0; "
+    "keep torch's nn.LayerNorm for this module"
+)
+
+
+def _check_weight(weight: torch.Tensor) -> None:
+    """Reject zero weight entries, without waiting for the device where that would cost a sync."""
+    if weight.is_cuda or torch.compiler.is_compiling():
+        torch._assert_async((weight != 0).all(), _ZERO_WEIGHT.format("some"))
+    elif bool((weight == 0).any()):  # CPU: reading the answer costs nothing
+        raise ValueError(_ZERO_WEIGHT.format(int((weight == 0).sum())))
+
+
 def layer_norm(
     x: torch.Tensor,
     normalized_shape: tuple[int, ...],
@@ -68,16 +85,14 @@ def layer_norm(
     """``F.layer_norm`` (same output, bit for bit) whose backward keeps the output, not the input.
 
     Raises:
-        ValueError: if ``weight`` has an entry equal to zero (``x_hat`` could not be recovered).
+        ValueError: if ``weight`` has an entry equal to zero (``x_hat`` could not be recovered);
+            on CUDA and under ``torch.compile`` a ``RuntimeError`` at a later sync instead.
     """
     normalized_shape = tuple(normalized_shape)
     if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return torch.nn.functional.layer_norm(x, normalized_shape, weight, bias, eps)
-    if weight is not None and bool((weight == 0).any()):
-        raise ValueError(
-            f"Tempo layer_norm recovers x_hat as (y - bias) / weight, but weight has "
-            f"{int((weight == 0).sum())} entries equal to 0; keep torch's nn.LayerNorm for this module"
-        )
+    if weight is not None:
+        _check_weight(weight)
     return _TempoLayerNorm.apply(x, normalized_shape, weight, bias, eps)
 
 

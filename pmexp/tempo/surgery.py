@@ -101,8 +101,14 @@ def _route_attention(model: nn.Module, variant: str) -> tuple[str | None, list[s
     if eager is None or inspect.getsource(eager) != _bert_eager_source():
         return current, [], f"{type(model).__name__}'s eager attention is not BERT's; left as is"
     if current != "eager" and not str(current).startswith("pmexp_"):
-        return current, [], (f"attention runs in {current!r}; build the model with attn_implementation='eager' "
-                             "to route it through Tempo")
+        return (
+            current,
+            [],
+            (
+                f"attention runs in {current!r}; build the model with attn_implementation='eager' "
+                "to route it through Tempo"
+            ),
+        )
     name = register_attention(attention_name(variant), tempo_attention(variant))
     model.set_attn_implementation(name)
     modules = [n for n, m in model.named_modules() if type(m).__name__.endswith("SelfAttention")]
@@ -147,8 +153,9 @@ def apply(model: nn.Module, variant: str = "packed", packed: bool = True, kinds:
     else:
         report.attention_reason = "not targeted"
     if not report.replaced:
-        warnings.warn(f"pmexp.tempo.apply matched nothing in {type(model).__name__}: {report}",
-                      TempoSurgeryWarning, stacklevel=2)
+        warnings.warn(
+            f"pmexp.tempo.apply matched nothing in {type(model).__name__}: {report}", TempoSurgeryWarning, stacklevel=2
+        )
     else:
         log.info("%s", report)
     return report

@@ -1,0 +1,81 @@
+"""Dropout variants written in plain torch ops, for graphs traced by ``torch.compile``.
+
+Why: a custom op is opaque to Inductor's partitioner, which then has to save the op's output
+for the next matmul's backward (2 bytes per element in bf16) next to the packed bits, and cannot
+fuse the op with the softmax before it. Written in torch ops, the same variants let the
+partitioner choose what to keep:
+
+- ``packed``/``packed_exact``: the keep mask is drawn as torch draws it (CPU noise /
+  ``native_dropout``, which Inductor lowers to its own Philox randoms), packed to bits, and the
+  output is computed from the *unpacked* bits, so everything downstream depends on the bits
+  alone: the cheapest cut the partitioner can save is the bits (1/8 byte per element).
+- ``seeded``: the mask is a counter-based hash of (seed, element index) inside a
+  ``torch.utils.checkpoint`` region, which tells the partitioner to recompute it in backward
+  from the 8-byte seed (random ops are never recomputed; the hash is plain integer arithmetic).
+  The hash stream differs from the eager Triton kernel's Philox stream: a compiled and an eager
+  run of ``seeded`` draw different (equally distributed) masks under one seed.
+
+Select the custom ops instead with ``PMEXP_COMPILED_DROPOUT=custom_op`` (for comparison; see
+``pmexp.bench``). Under ``aot_eager`` on CPU, ``packed`` and ``packed_exact`` draw exactly the
+eager CPU noise, so compiled and eager outputs and gradients are bit-identical.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from pmexp.masks.bits import pack_bits_torch, unpack_bits_torch
+
+__all__ = ["use_traced", "packed_traced", "seeded_traced", "hash_keep"]
+
+_M32 = 0xFFFFFFFF
+
+
+def use_traced() -> bool:
+    """Whether a traced graph should use these torch-op variants (default) or the custom ops."""
+    choice = os.environ.get("PMEXP_COMPILED_DROPOUT", "traced")
+    if choice not in ("traced", "custom_op"):
+        raise ValueError(f"PMEXP_COMPILED_DROPOUT={choice!r}: use 'traced' (default) or 'custom_op'")
+    return choice == "traced"
+
+
+def _keep_as_torch_draws(x: torch.Tensor, p: float) -> torch.Tensor:
+    if x.device.type == "cpu":  # torch's CPU dropout: bernoulli noise, the same draw as eager
+        return torch.empty_like(x).bernoulli_(1 - p).ne(0)
+    return torch.ops.aten.native_dropout(x, p, True)[1]
+
+
+def packed_traced(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Dropout whose only saved state can be the packed bits (see the module docstring)."""
+    bits = pack_bits_torch(_keep_as_torch_draws(x.detach(), p))
+    keep = unpack_bits_torch(bits, x.numel()).view(x.shape)
+    scale = torch.ones((), dtype=x.dtype, device=x.device).div_(1 - p)  # rounded as torch's noise is
+    return x * (keep.to(x.dtype) * scale)
+
+
+def _hash32(v: torch.Tensor) -> torch.Tensor:
+    """``lowbias32`` (Wellons): a 32-bit integer hash with full avalanche, on int64 holding uint32."""
+    v = v ^ (v >> 16)
+    v = (v * 0x7FEB352D) & _M32
+    v = v ^ (v >> 15)
+    v = (v * 0x846CA68B) & _M32
+    return v ^ (v >> 16)
+
+
+def hash_keep(seed: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
+    """Keep mask of ``shape`` from a 1-element int64 ``seed``: ``hash(index, seed) >= p * 2**32``."""
+    numel = shape.numel()
+    idx = torch.arange(numel, device=seed.device, dtype=torch.int64)
+    key = _hash32((seed + (idx >> 32)) & _M32)  # the index's high word joins the seed: > 2**32 elements
+    r = _hash32(((idx & _M32) ^ key) & _M32)
+    return (r >= min(round(p * 2**32), _M32)).view(shape)
+
+
+def seeded_traced(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Dropout that keeps an 8-byte seed and recomputes the mask in backward (see the module docstring)."""
+    seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
+    keep = checkpoint(hash_keep, seed, x.shape, p, use_reentrant=False)
+    return x * (keep.to(x.dtype) * (1.0 / (1.0 - p)))

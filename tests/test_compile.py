@@ -1,0 +1,139 @@
+"""torch.compile on CPU (CI): every variant traces fullgraph, keeps its saving, and matches eager."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pmexp.dropout import VARIANTS, dropout
+from pmexp.dropout.traced import hash_keep
+from pmexp.masks import SavedTensorAccounting, packed_saved_masks
+
+P = 0.3
+B, H, S, D = 2, 3, 64, 16
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def _grads(fn, x, seed=1):
+    torch.manual_seed(seed)
+    y = fn(x)
+    (g,) = torch.autograd.grad(y.sin().sum(), x)
+    return y, g
+
+
+@pytest.mark.parametrize("variant", ["standard", "packed_exact", "packed"])
+def test_compiled_matches_eager_bit_for_bit(variant):
+    """aot_eager draws the same CPU noise as eager: outputs and gradients are identical."""
+    fn = lambda x: dropout(x, P, True, variant)  # noqa: E731
+    x = torch.randn(4, 300, requires_grad=True)
+    y_eager, g_eager = _grads(fn, x)
+    y_comp, g_comp = _grads(torch.compile(fn, fullgraph=True, backend="aot_eager"), x)
+    assert torch.equal(y_eager, y_comp) and torch.equal(g_eager, g_comp)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compiled_seeded_gradient_agrees_with_its_own_mask(backend):
+    """Compiled `seeded` draws a hash mask (not eager's stream): check the gradient is the one
+    of the mask the forward used, and the keep rate."""
+    fn = torch.compile(lambda x: dropout(x, P, True, "seeded"), fullgraph=True, backend=backend)
+    x = torch.randn(64, 257, requires_grad=True)
+    y, g = _grads(fn, x)
+    keep = y != 0
+    assert torch.equal(g == 0, ~keep)
+    assert torch.allclose(g[keep], (x.detach() / (1 - P)).cos()[keep] / (1 - P), rtol=1e-5, atol=1e-6)
+    n = x.numel()
+    assert abs(keep.sum().item() - n * (1 - P)) < 5 * (n * P * (1 - P)) ** 0.5
+    _, g2 = _grads(fn, x, seed=2)
+    assert not torch.equal(g, g2)  # the seed comes from torch's generator
+
+
+def _attention(variant):
+    def f(q, k, v):
+        probs = (q @ k.transpose(-1, -2) / D**0.5).softmax(-1)
+        return (dropout(probs, 0.1, True, variant) @ v).sum()
+
+    return f
+
+
+def _saved_by_dtype(fn, *args):
+    with SavedTensorAccounting() as acct:
+        out = fn(*args)
+    out.backward()
+    return acct.stats()["saved_bytes_by_dtype"]
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compiled_attention_keeps_bits_or_a_seed_instead_of_the_mask(backend):
+    """What the partitioner saves for softmax -> dropout -> matmul: `standard` a mask of one byte
+    per probability (aot_eager; CPU dropout is float noise in eager), `packed` and `packed_exact` 1 bit
+    per probability, `seeded` 8 bytes; the rest is the same up to per-row softmax statistics."""
+    qkv = [torch.randn(B, H, S, D, requires_grad=True) for _ in range(3)]
+    n = B * H * S * S
+    saved = {}
+    for variant in VARIANTS:
+        fn = torch.compile(_attention(variant), fullgraph=True, backend=backend)
+        fn(*qkv).backward()  # compiled outside the accounting
+        saved[variant] = _saved_by_dtype(fn, *qkv)
+    rest = {k: v for k, v in saved["standard"].items() if k != "bool"}
+    assert saved["standard"]["bool"] >= n
+    for variant, mask in (("packed", ("uint8", n // 8)), ("packed_exact", ("uint8", n // 8)),
+                          ("seeded", ("int64", 8))):
+        got = dict(saved[variant])
+        assert got.pop(mask[0]) == mask[1], (variant, saved[variant])
+        assert got.get("bool", 0) < n // 8, (variant, saved[variant])  # no probability-sized bool mask
+        row_stats = 2 * B * H * S * 4  # Inductor may keep a softmax row statistic or two: 1/S of a mask
+        for dtype, nbytes in rest.items():
+            assert nbytes <= got.get(dtype, 0) <= nbytes + row_stats, (variant, saved[variant], rest)
+        assert set(got) - {"bool"} == set(rest), (variant, saved[variant], rest)
+
+
+def test_hooks_mode_traces_and_packs_bool_masks():
+    """packed_saved_masks around a compiled graph: the bool tensors it saves are stored as bits."""
+    def f(x, m):
+        return torch.where(m, x.sin(), x).sum()
+
+    x, m = torch.randn(4096, requires_grad=True), torch.rand(4096) > 0.5
+    fn = torch.compile(f, fullgraph=True, backend="aot_eager")
+    fn(x, m).backward()
+    (g_plain,) = torch.autograd.grad(fn(x, m), x)
+    with packed_saved_masks(), SavedTensorAccounting(pack_masks=True) as acct:
+        out = fn(x, m)
+    (g_hooks,) = torch.autograd.grad(out, x)
+    assert torch.equal(g_plain, g_hooks)
+    assert acct.stats()["saved_bytes_by_dtype"].get("bool", 0) == 0
+
+
+def test_hash_keep_rate_and_independence():
+    seed = torch.tensor([12345])
+    keep = hash_keep(seed, torch.Size([1 << 20]), 0.5)
+    n = keep.numel()
+    assert abs(keep.sum().item() - n / 2) < 5 * (n / 4) ** 0.5
+    a, b = keep[:-1].float(), keep[1:].float()
+    corr = ((a - a.mean()) * (b - b.mean())).mean() / (a.std() * b.std())
+    assert abs(corr.item()) < 5 / n**0.5  # neighbours uncorrelated
+    assert not torch.equal(keep, hash_keep(seed + 1, keep.shape, 0.5))
+    assert torch.equal(keep, hash_keep(seed.clone(), keep.shape, 0.5))
+    assert hash_keep(seed, torch.Size([1000]), 0.0).all() and not hash_keep(seed, torch.Size([1000]), 1.0).any()
+
+
+def test_bad_compiled_dropout_choice_says_what_to_set(monkeypatch):
+    monkeypatch.setenv("PMEXP_COMPILED_DROPOUT", "fast")
+    fn = torch.compile(lambda x: dropout(x, P, True, "packed"), fullgraph=True, backend="aot_eager")
+    with pytest.raises(Exception, match="PMEXP_COMPILED_DROPOUT"):
+        fn(torch.randn(10, requires_grad=True))
+
+
+def test_standard_is_torch_dropout_when_compiled():
+    x = torch.randn(100, requires_grad=True)
+    fn = torch.compile(lambda x: dropout(x, P, True, "standard"), fullgraph=True, backend="aot_eager")
+    torch.manual_seed(3)
+    a = fn(x)
+    torch.manual_seed(3)
+    assert torch.equal(a, F.dropout(x, P))

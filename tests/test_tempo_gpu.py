@@ -1,0 +1,236 @@
+"""Tempo on CUDA (run on the GPU machine; skipped elsewhere): the GELU kernels against stock and the
+torch reference, LayerNorm without host syncs, attention for every dropout variant, opcheck, compile."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import pmexp.dropout
+from pmexp.dropout import dropout
+from pmexp.masks import pack_bits
+from pmexp.tempo import X_MIN, TempoGELU, TempoLayerNorm, apply, gelu, softmax_dropout_matmul
+from pmexp.tempo.gelu import _gelu_derivative, gelu_input_from_output
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+VARIANTS = ["standard", "packed_exact", "packed", "seeded"]
+DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.float64]
+
+
+def grid(dtype: torch.dtype) -> torch.Tensor:
+    """Both branches: dense near X_MIN, |x| up to 40, zeros, and 1M normal values (times 3)."""
+    x = torch.cat(
+        [
+            torch.tensor([0.0, -0.0, 1e-30, -1e-30, X_MIN, 5.5, -13.0, 1e4], dtype=torch.float64),
+            X_MIN + torch.linspace(-0.02, 0.02, 40001, dtype=torch.float64),
+            torch.linspace(-40, 40, 80001, dtype=torch.float64),
+            torch.randn(1 << 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3,
+        ]
+    )
+    return x.to(dtype).cuda()
+
+
+def grads(fn, x: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.detach().clone().requires_grad_()
+    y = fn(x)
+    return y.detach(), torch.autograd.grad(y, x, grad)[0]
+
+
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tempo_gelu_matches_stock_and_reference(dtype, packed):
+    x = grid(dtype)
+    grad = torch.ones_like(x)
+    y_ref, dx_stock = grads(F.gelu, x, grad)
+    y, dx = grads(TempoGELU(packed), x, grad)
+    assert torch.equal(y, y_ref) and dx.dtype == dtype and torch.isfinite(dx).all()
+    _, dx_torch_path = grads(lambda t: gelu(t, packed, kernel=False), x, grad)
+    dist = (x.double() - X_MIN).abs()
+    # the kernel recovers the same x as the float64 bisection, from the same y
+    ref = _gelu_derivative(gelu_input_from_output(y, x >= X_MIN))
+    if dtype == torch.float32:  # bands of the module docstrings, against torch's gradient at the true x
+        err = (dx - dx_stock).abs()
+        for above, atol in [(0.1, 2e-6), (0.01, 1.5e-5), (1e-3, 1e-4), (0.0, 4e-4)]:
+            assert err[dist > above].max() <= atol, above
+        assert (dx.double() - ref).abs().max() <= 1e-5
+        torch.testing.assert_close(dx, dx_torch_path, rtol=0, atol=1e-5)
+    elif dtype == torch.float64:
+        assert (dx - dx_stock)[dist > 1e-3].abs().max() <= 1e-12
+        assert (dx - ref).abs().max() <= 1e-8
+    else:  # the rounding of the 16-bit result, and of y near the minimum (against stock)
+        torch.testing.assert_close(dx.double(), ref, rtol=2**-7 if dtype == torch.bfloat16 else 2**-10, atol=1e-5)
+        far = dist > 0.5
+        torch.testing.assert_close(dx[far], dx_stock[far], rtol=2**-6, atol=2**-7)
+        torch.testing.assert_close(dx, dx_torch_path, rtol=2**-7, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("numel", [0, 1, 7, 9, 1023, 1025, (1 << 20) + 3])
+def test_branch_bits_and_sizes(dtype, numel):
+    from pmexp.tempo import kernels
+
+    x = (torch.randn(numel, device="cuda") * 2).to(dtype)
+    bits = kernels.branch_bits(x)
+    assert torch.equal(bits, pack_bits(x >= X_MIN))
+    x.requires_grad_()
+    y, dx = grads(TempoGELU(), x, torch.ones_like(x))
+    _, dx_ref = grads(lambda t: gelu(t, kernel=False), x, torch.ones_like(x))
+    assert dx.shape == x.shape
+    torch.testing.assert_close(dx, dx_ref, rtol=2**-7, atol=4e-4)
+
+
+def test_all_bfloat16_values():
+    x = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(torch.bfloat16).cuda()
+    x = x[x.isfinite()]
+    y, dx = grads(TempoGELU(), x, torch.ones_like(x))
+    ref = _gelu_derivative(gelu_input_from_output(y, x >= X_MIN))
+    torch.testing.assert_close(dx.double(), ref, rtol=2**-8, atol=1e-5)
+
+
+def test_backward_allocates_only_dx():
+    x = torch.randn(1 << 24, device="cuda", requires_grad=True)
+    y = TempoGELU()(x)
+    grad = torch.randn_like(y)
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    (dx,) = torch.autograd.grad(y, x, grad)
+    torch.cuda.synchronize()
+    assert torch.cuda.max_memory_allocated() - base <= dx.numel() * dx.element_size() + (1 << 20)
+
+
+def test_no_host_sync_in_gelu_and_layer_norm():
+    gelu_mod = TempoGELU()
+    ln = TempoLayerNorm(64).cuda()
+    x = torch.randn(8, 32, 64, device="cuda", requires_grad=True)
+    out = ln(gelu_mod(x))  # warm-up: kernels compiled and loaded
+    torch.autograd.grad(out, [x, ln.weight, ln.bias], torch.ones_like(out))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = ln(gelu_mod(x))
+        torch.autograd.grad(out, [x, ln.weight, ln.bias], torch.ones_like(out))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_layer_norm_matches_stock_on_cuda(dtype):
+    torch.manual_seed(0)
+    stock = nn.LayerNorm(256).cuda().to(dtype)
+    with torch.no_grad():
+        stock.weight.add_(torch.randn_like(stock.weight) * 0.1)
+        stock.bias.add_(torch.randn_like(stock.bias) * 0.1)
+    tempo = TempoLayerNorm.from_layer_norm(copy.deepcopy(stock))
+    x = torch.randn(4, 128, 256, device="cuda", dtype=dtype)
+    grad = torch.randn_like(x)
+    outs = []
+    for m in (stock, tempo):
+        xi = x.clone().requires_grad_()
+        y = m(xi)
+        outs.append((y.detach(), *torch.autograd.grad(y, [xi, m.weight, m.bias], grad)))
+    assert torch.equal(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1:], outs[1][1:], strict=True):
+        if dtype == torch.float32:
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+        else:  # x_hat recovered from a bfloat16 y: 2^-9 relative noise, summed over rows for dw, db
+            assert (b.float() - a.float()).norm() <= 2**-6 * a.float().norm()
+
+
+def test_layer_norm_zero_weight_fails_on_cuda():
+    code = (
+        "import torch\nfrom pmexp.tempo import TempoLayerNorm\n"
+        "ln = TempoLayerNorm(8).cuda()\n"
+        "with torch.no_grad(): ln.weight[3] = 0\n"
+        "ln(torch.randn(2, 8, device='cuda', requires_grad=True))\n"
+        "torch.cuda.synchronize()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "assert" in run.stderr.lower(), run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_every_variant_matches_composite(variant, dtype):
+    scores = torch.randn(2, 4, 64, 64, device="cuda", dtype=dtype, requires_grad=True)
+    value = torch.randn(2, 4, 64, 32, device="cuda", dtype=dtype, requires_grad=True)
+    torch.manual_seed(1)
+    out = softmax_dropout_matmul(scores, value, 0.2, True, variant)[0]
+    torch.manual_seed(1)
+    ref = torch.matmul(dropout(torch.softmax(scores, -1), 0.2, True, variant), value)
+    grad = torch.randn_like(out)
+    assert torch.equal(out, ref)
+    for a, b in zip(
+        torch.autograd.grad(out, (scores, value), grad), torch.autograd.grad(ref, (scores, value), grad), strict=True
+    ):
+        torch.testing.assert_close(a, b)  # the same products, possibly through other cuBLAS kernels
+
+
+def tiny_bert(transformers):
+    cfg = transformers.BertConfig(
+        vocab_size=99,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    return transformers.BertForSequenceClassification(cfg).cuda().train()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bert_tempo_matches_stock_on_cuda(variant):
+    transformers = pytest.importorskip("transformers")
+    stock = tiny_bert(transformers)
+    model = copy.deepcopy(stock)
+    pmexp.dropout.apply(stock, variant)
+    report = apply(model, variant)
+    assert report.counts == {"gelu": 2, "layernorm": 4, "attention": 2}
+    pmexp.dropout.apply(model, variant, targets=("hidden",))
+    ids = torch.randint(5, 99, (4, 32), device="cuda")
+    labels = torch.tensor([0, 1, 1, 0], device="cuda")
+    losses, grads_ = [], []
+    for m in (stock, model):
+        torch.manual_seed(1)
+        loss = m(input_ids=ids, labels=labels).loss
+        loss.backward()
+        losses.append(loss.detach())
+        grads_.append({n: p.grad for n, p in m.named_parameters() if p.grad is not None})
+    assert torch.equal(*losses)  # forward is bit for bit stock's, masks included
+    assert grads_[0].keys() == grads_[1].keys()
+    for name in grads_[0]:
+        torch.testing.assert_close(grads_[1][name], grads_[0][name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_opcheck_custom_ops(dtype):
+    from pmexp.tempo import kernels  # noqa: F401  (registers the ops)
+
+    x = torch.randn(3000, device="cuda", dtype=dtype)
+    y = F.gelu(x)
+    grad = torch.randn_like(x)
+    torch.library.opcheck(torch.ops.pmexp.tempo_gelu_branch_bits.default, (x,))
+    bits = torch.ops.pmexp.tempo_gelu_branch_bits(x)
+    torch.library.opcheck(torch.ops.pmexp.tempo_gelu_backward.default, (grad, y, bits))
+    torch.library.opcheck(torch.ops.pmexp.tempo_gelu_backward.default, (grad, y, x >= X_MIN))
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_compile_fullgraph_tempo_gelu(packed):
+    torch._dynamo.reset()
+    act = TempoGELU(packed)
+    fn = lambda t: act(t) * 2.0  # noqa: E731
+    compiled = torch.compile(fn, fullgraph=True)
+    x = (torch.randn(4096 + 3, device="cuda") * 3).requires_grad_()
+    grad = torch.randn_like(x)
+    y, dx = grads(compiled, x, grad)
+    y_ref, dx_ref = grads(fn, x, grad)
+    torch.testing.assert_close(y, y_ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(dx, dx_ref, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,149 @@
+"""Tempo GELU's Triton kernels on CPU tensors through Triton's interpreter (TRITON_INTERPRET=1).
+
+The CUDA path of :func:`pmexp.tempo.gelu` runs these kernels; here they run without a GPU and are
+compared with the torch reference (float64 bisection) and with torch's own GELU backward.
+"""
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+if torch.cuda.is_available():  # the interpreter would also take over the real kernels in this process
+    pytest.skip(
+        "interpreter tests run on CPU-only machines; tests/test_tempo_gpu.py covers CUDA", allow_module_level=True
+    )
+os.environ["TRITON_INTERPRET"] = "1"  # must be set before the kernels are defined
+triton = pytest.importorskip("triton")
+
+from pmexp.masks import pack_bits  # noqa: E402
+from pmexp.tempo import X_MIN, Y_MIN, gelu, kernels  # noqa: E402
+from pmexp.tempo.gelu import _gelu_derivative, gelu_input_from_output  # noqa: E402
+
+BLOCK = 8 * kernels._BYTES  # elements per program
+
+
+def grid(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """x values covering both branches: dense near X_MIN, |x| up to 40, zeros, tiny and huge values."""
+    special = [0.0, -0.0, 1e-30, -1e-30, 1e-6, -1e-6, X_MIN, -1.0, 1.0, -5.9, -13.0, -20.0, 5.5, 1e4, 1e30]
+    x = torch.cat(
+        [
+            torch.tensor(special, dtype=torch.float64),
+            X_MIN + torch.linspace(-0.02, 0.02, 2001, dtype=torch.float64),
+            torch.linspace(-40, 40, 4001, dtype=torch.float64),
+            torch.linspace(-6, 6, 3001, dtype=torch.float64),
+            torch.randn(2000, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3,
+        ]
+    ).to(dtype)
+    return torch.cat([x, -x[x > 0]])  # 2 * ... elements: not a multiple of 8 nor of BLOCK
+
+
+def stock_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    x = x.clone().requires_grad_()
+    return torch.autograd.grad(F.gelu(x), x, grad)[0]
+
+
+def reference_derivative(y: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """g'(x) in float64 at the x the torch path recovers from (y, right)."""
+    return _gelu_derivative(gelu_input_from_output(y, right))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("numel", [0, 1, 7, 9, BLOCK - 1, BLOCK + 1, 3 * BLOCK + 5])
+def test_branch_bits_match_pack_bits(dtype, numel):
+    x = torch.randn(numel, generator=torch.Generator().manual_seed(numel)).to(dtype)
+    if numel > 4:  # the neighbours of X_MIN in this dtype
+        x_min = torch.tensor(X_MIN, dtype=dtype)
+        x[:4] = torch.stack([x_min, torch.nextafter(x_min, -x_min), torch.nextafter(x_min, x_min), -x_min])
+    bits = kernels.branch_bits(x)
+    assert bits.dtype == torch.uint8 and torch.equal(bits, pack_bits(x >= X_MIN))
+    assert torch.equal(torch.ops.pmexp.tempo_gelu_branch_bits(x), bits)
+
+
+def test_backward_float32_accuracy():
+    x = grid()
+    y, right = F.gelu(x), x >= X_MIN
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    dx = kernels.backward(grad, y, pack_bits(right))
+    assert dx.dtype == torch.float32 and dx.shape == x.shape and torch.isfinite(dx).all()
+    # torch's float32 gradient at the true x; bands as measured for the float64 bisection (module docstrings)
+    err = ((dx - stock_grad(x, grad)) / grad).abs()
+    dist = (x - X_MIN).abs()
+    for above, atol in [(0.1, 2e-6), (0.01, 1.5e-5), (1e-3, 1e-4), (0.0, 4e-4)]:
+        assert err[dist > above].max() <= atol, above
+    # the same x as the reference recovers, up to float32 rounding
+    ref = reference_derivative(y, right)
+    close = ((dx / grad).double() - ref).abs()
+    assert close[dist > 0.01].max() <= 1e-6 and close.max() <= 1e-5
+    # the bool branch and the registered op give the same bits of output
+    assert torch.equal(kernels.backward(grad, y, right), dx)
+    assert torch.equal(torch.ops.pmexp.tempo_gelu_backward(grad, y, pack_bits(right)), dx)
+
+
+def test_fast_cdf_option():
+    """``fast=True`` (Abramowitz-Stegun Phi): the same bands against torch, looser against the bisection."""
+    x = grid()
+    y, right = F.gelu(x), x >= X_MIN
+    dx = kernels.backward(torch.ones_like(x), y, pack_bits(right), fast=True)
+    err = (dx - stock_grad(x, torch.ones_like(x))).abs()
+    dist = (x - X_MIN).abs()
+    for above, atol in [(0.1, 3e-6), (0.01, 1.5e-5), (1e-3, 1e-4), (0.0, 4e-4)]:
+        assert err[dist > above].max() <= atol, above
+    assert (dx.double() - reference_derivative(y, right)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_backward_16bit(dtype):
+    x = grid(dtype)
+    x = x[x.isfinite()]
+    y, right = F.gelu(x), x >= X_MIN
+    dx = kernels.backward(torch.ones_like(x), y, pack_bits(right))
+    assert dx.dtype == dtype and torch.isfinite(dx).all()
+    # exact recovery from the rounded y: within the rounding of the 16-bit result (the interpreter's
+    # numpy casts to 16-bit types may round differently: 1 ulp)
+    ref = reference_derivative(y, right)
+    torch.testing.assert_close(dx.double(), ref, rtol=2**-7 if dtype == torch.bfloat16 else 2**-10, atol=1e-5)
+    # against torch's own gradient: the rounding of y, times g''/g', dominates near the minimum
+    far = (x.double() - X_MIN).abs() > 0.5
+    stock = stock_grad(x, torch.ones_like(x))
+    torch.testing.assert_close(dx[far], stock[far], rtol=2**-6, atol=2**-7)
+
+
+def test_backward_float64_accuracy():
+    x = grid(torch.float64)
+    y, right = F.gelu(x), x >= X_MIN
+    dx = kernels.backward(torch.ones_like(x), y, pack_bits(right))
+    true = _gelu_derivative(x)
+    dist = (x - X_MIN).abs()
+    assert dx.dtype == torch.float64
+    assert (dx - true)[dist > 1e-3].abs().max() <= 1e-12
+    assert (dx - true).abs().max() <= 1e-8  # sqrt(float64 rounding of y) near X_MIN
+    assert (dx - reference_derivative(y, right)).abs().max() <= 1e-8
+
+
+def test_y_just_below_minimum_and_empty():
+    y = torch.tensor([Y_MIN, Y_MIN * (1 + 1e-7), Y_MIN * (1 - 1e-7)], dtype=torch.float32)
+    for right in (torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool)):
+        dx = kernels.backward(torch.ones_like(y), y, right)
+        assert dx.abs().max() < 1e-3
+    empty = torch.empty(0, 3)
+    assert kernels.backward(empty, empty, pack_bits(empty >= X_MIN)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("shape", [(0,), (3, 5, 7), (2, BLOCK + 3)])
+def test_autograd_function_through_kernels(packed, shape):
+    x = (torch.randn(shape, generator=torch.Generator().manual_seed(2)) * 3).requires_grad_()
+    grad = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    y = gelu(x, packed, kernel=True)
+    assert torch.equal(y, F.gelu(x))
+    (dx,) = torch.autograd.grad(y, x, grad)
+    (dx_ref,) = torch.autograd.grad(gelu(x, packed, kernel=False), x, grad)
+    torch.testing.assert_close(dx, dx_ref, rtol=0, atol=4e-4)
+    assert dx.shape == shape
+
+
+def test_gradcheck_float64_through_kernels():
+    x = (torch.randn(2, 17, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 3).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: gelu(t, True, kernel=True), (x,), fast_mode=True)
