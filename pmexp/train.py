@@ -248,9 +248,9 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     if info.multi_process:  # broadcasts rank 0's parameters; gradients are averaged over ranks in backward
         from torch.nn.parallel import DistributedDataParallel
 
-        # forward_sync_buffers=False: the buffers (position ids) never change, so no collective per forward.
+        # broadcast_buffers=False: the buffers (position ids) never change, so no collective per forward.
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      forward_sync_buffers=False)
+                                      broadcast_buffers=False)
     fwd = torch.compile(ddp or model, backend=t.compile_backend) if t.compile else (ddp or model)
 
     def probe(module: torch.nn.Module, batch: dict) -> None:  # what autograd saves for one training batch

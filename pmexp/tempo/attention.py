@@ -95,6 +95,7 @@ class _SoftmaxDropoutMatmul(torch.autograd.Function):
         ctx.p = p
         dropped, saved = _draw(probs, p, variant, ctx)
         out = torch.matmul(dropped, value)
+        ctx.out_dtype = out.dtype  # under autocast the matmul ran in it, whatever probs' dtype (fp32)
         ctx.has_saved = saved is not None
         ctx.save_for_backward(probs, value, *([saved] if saved is not None else []))
         ctx.mark_non_differentiable(dropped)
@@ -105,11 +106,13 @@ class _SoftmaxDropoutMatmul(torch.autograd.Function):
         probs, value, *rest = ctx.saved_tensors
         saved = rest[0] if ctx.has_saved else None
         dropped = _apply_mask(probs, ctx, saved)  # recomputed, bit for bit: same noise, same product
-        grad_value = torch.matmul(dropped.transpose(-1, -2), grad_out).sum_to_size(value.shape)
-        grad_dropped = torch.matmul(grad_out, value.transpose(-1, -2))
+        mm = ctx.out_dtype  # the matmul's backward in the dtype its forward ran in, as autocast's would
+        grad_out = grad_out.to(mm)
+        grad_value = torch.matmul(dropped.to(mm).transpose(-1, -2), grad_out).sum_to_size(value.shape)
+        grad_dropped = torch.matmul(grad_out, value.to(mm).transpose(-1, -2)).to(probs.dtype)
         grad_probs = _apply_mask(grad_dropped, ctx, saved)
         grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
-        return grad_scores, grad_value, None, None
+        return grad_scores, grad_value.to(value.dtype), None, None
 
 
 def softmax_dropout_matmul(
