@@ -9,9 +9,19 @@ partitioner choose what to keep:
   ``native_dropout``, which Inductor lowers to its own Philox randoms), packed to bits, and the
   output is computed from the *unpacked* bits, so everything downstream depends on the bits
   alone: the cheapest cut the partitioner can save is the bits (1/8 byte per element).
+  Measured limit: that holds for one attention core (pmexp.bench attention, H200), but in a whole
+  BERT the partitioner's "used far apart" heuristic (``torch._functorch.config.
+  ban_recompute_used_far_apart``) bans recomputing the unpacked mask and it saves each dropout's
+  float32 randoms instead (BERT-large bf16 seq 512 B16 on the H200: peak 27.5 GB against 22.5 GB
+  for compiled ``standard``; reproduced on CPU by tests/test_compile.py, which records it as a
+  known failure). With that heuristic off the bits are what is saved; it is global, so pmexp
+  leaves it on rather than change the stock baseline.
 - ``seeded``: the mask is a counter-based hash of (seed, element index) inside a
   ``torch.utils.checkpoint`` region, which tells the partitioner to recompute it in backward
   from the 8-byte seed (random ops are never recomputed; the hash is plain integer arithmetic).
+  The index is built so that no per-element tensor is shared between two dropouts (see
+  :func:`_index_plus`): the H200 campaign at the commit before that saved an int64 index per
+  attention dropout (TinyBERT: +2.5 GB peak over compiled ``standard``).
   The hash stream differs from the eager Triton kernel's Philox stream: a compiled and an eager
   run of ``seeded`` draw different (equally distributed) masks under one seed.
 
@@ -65,13 +75,29 @@ def _hash32(v: torch.Tensor) -> torch.Tensor:
     return v ^ (v >> 16)
 
 
+def _index_plus(key: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``key + (row-major index of each element of shape)``, int64, built from one small arange per
+    dimension. Why not ``arange(numel)``: two dropouts of one shape would share that node (CSE),
+    and a node shared by two checkpoint regions is saved (8 bytes per element); here the per-element
+    values depend on ``key`` (this call's seed) from the first addition on, so nothing big is shared.
+    """
+    v = key.reshape([1] * len(shape))
+    stride = 1
+    for dim in reversed(range(len(shape))):
+        size = shape[dim]
+        view = [1] * len(shape)
+        view[dim] = size
+        v = v + (torch.arange(size, device=key.device, dtype=torch.int64) * stride).view(view)
+        stride *= size
+    return v
+
+
 def hash_keep(seed: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
     """Keep mask of ``shape`` from a 1-element int64 ``seed``: ``hash(index, seed) >= p * 2**32``."""
-    numel = shape.numel()
-    idx = torch.arange(numel, device=seed.device, dtype=torch.int64)
-    key = _hash32((seed + (idx >> 32)) & _M32)  # the index's high word joins the seed: > 2**32 elements
-    r = _hash32(((idx & _M32) ^ key) & _M32)
-    return (r >= min(round(p * 2**32), _M32)).view(shape)
+    key = _hash32(seed & _M32) ^ ((seed >> 32) & _M32)
+    v = _index_plus(key, shape)  # index + key < 2**63: distinct indices give distinct (low, high) words
+    r = _hash32((v & _M32) ^ (((v >> 32) * 0x9E3779B9) & _M32))
+    return r >= min(round(p * 2**32), _M32)
 
 
 def seeded_traced(x: torch.Tensor, p: float) -> torch.Tensor:
