@@ -34,7 +34,19 @@ __all__ = [
 
 STRATEGIES = ("single", "ddp", "zero1")
 LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-_HOW = "run it with torchrun --nproc_per_node=N -m pmexp.train trainer.strategy={strategy} ..."
+_HOW = ("run it with torchrun --nproc_per_node=N -m pmexp.train trainer.strategy={strategy} ..., or in a "
+        "submitit launcher with hydra.launcher.tasks_per_node=N")
+
+
+def _export_submitit_env() -> None:
+    """Inside a submitit task (Hydra's submitit_slurm / submitit_local launchers with
+    ``tasks_per_node`` > 1), set the variables torchrun would have set, from submitit's own
+    job environment (Slurm's on a cluster): each task of the job is one rank."""
+    if "SUBMITIT_EXECUTOR" not in os.environ or all(k in os.environ for k in LAUNCHER_ENV):
+        return
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # setup() picks cuda:LOCAL_RANK
 
 
 class DistributedError(RuntimeError):
@@ -92,6 +104,7 @@ def setup(strategy: str, device: torch.device, backend: str | None = None) -> Di
         raise DistributedError(f"trainer.strategy={strategy!r} is unknown: pick one of {STRATEGIES}")
     if strategy == "single":
         return DistInfo(device=device)
+    _export_submitit_env()
     missing = [k for k in LAUNCHER_ENV if k not in os.environ]
     if missing:
         raise DistributedError(f"trainer.strategy={strategy} needs the environment torchrun sets "

@@ -86,7 +86,7 @@ def test_compiled_attention_keeps_bits_or_a_seed_instead_of_the_mask(backend):
     for variant, mask in (("packed", ("uint8", n // 8)), ("packed_exact", ("uint8", n // 8)),
                           ("seeded", ("int64", 8))):
         got = dict(saved[variant])
-        assert got.pop(mask[0]) == mask[1], (variant, saved[variant])
+        assert mask[1] <= got.pop(mask[0]) <= mask[1] + 16, (variant, saved[variant])  # + a 1-byte shift seed
         assert got.get("bool", 0) < n // 8, (variant, saved[variant])  # no probability-sized bool mask
         row_stats = 2 * B * H * S * 4  # Inductor may keep a softmax row statistic or two: 1/S of a mask
         for dtype, nbytes in rest.items():
@@ -164,10 +164,14 @@ def test_compiled_bert_seeded_keeps_seeds_not_masks():
     standard, seeded = _compiled_bert_saved("standard"), _compiled_bert_saved("seeded")
     assert seeded["saved_mask_bytes"] < 1024 and seeded["saved_bytes_by_dtype"].get("int64", 0) < 64 * 1024
     assert seeded["saved_total_bytes"] < standard["saved_total_bytes"] - standard["saved_mask_bytes"] * 0.9
+    assert abs(seeded["saved_activation_bytes"] - standard["saved_activation_bytes"]) < 64 * 1024
 
 
-@pytest.mark.xfail(strict=True, reason="Inductor's partitioner keeps float32 randoms instead of the bits in a "
-                   "whole model (ban_recompute_used_far_apart); see pmexp.dropout.traced")
 def test_compiled_bert_packed_keeps_bits_not_randoms():
+    """`packed` keeps 1/8 of compiled `standard`'s mask bytes and otherwise the same (regression: a
+    scale constant and shift arange shared by every dropout made the partitioner keep float32
+    scaled masks, then unpacked uint8 masks, instead of the bits)."""
     standard, packed = _compiled_bert_saved("standard"), _compiled_bert_saved("packed")
-    assert packed["saved_total_bytes"] < standard["saved_total_bytes"] - standard["saved_mask_bytes"] * 0.8
+    assert packed["saved_bytes_by_dtype"].get("bool", 0) < 1024
+    assert packed["saved_mask_bytes"] <= standard["saved_mask_bytes"] // 8 + 1024
+    assert abs(packed["saved_activation_bytes"] - standard["saved_activation_bytes"]) < 64 * 1024

@@ -133,3 +133,24 @@ def test_launcher_runs_jobs_into_the_usual_job_dirs_and_the_exit_code_counts(tmp
         assert hydra_cfg.runtime.choices["hydra/launcher"] == launcher
     assert step_numbers(jobs["standard", "sigterm"][0]) == [1]
     assert step_numbers(jobs["standard", None][0]) == [1, 2]
+
+
+@pytest.mark.slow
+def test_submitit_task_per_rank_runs_one_ddp_job(tmp_path, mrpc_dir):
+    """A sweep whose every job is a 2-process DDP job, as on Slurm (submitit_slurm with
+    tasks_per_node=N): here submitit_local's two tasks take the ranks from submitit's environment."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    run = train_cli("dropout=standard,packed_exact", "trainer.strategy=ddp", "trainer.device=cpu",
+                    *LAUNCHERS["submitit_local"][1], "hydra.launcher.tasks_per_node=2",
+                    f"hydra.sweep.dir={sweep}", mrpc_dir=mrpc_dir)
+    assert run.returncode == 0, failure_text(run)
+    found = records(sweep)
+    assert set(found) == {("standard", None), ("packed_exact", None)}
+    for job_dir, record in found.values():
+        assert record["status"] == "ok", record["traceback"]
+        assert (record["summary"]["strategy"], record["summary"]["world_size"]) == ("ddp", 2)
+        assert step_numbers(job_dir) == [1, 2]
+    losses = [[r["loss"] for r in map(json.loads, (d / STEPS_FILE).read_text().splitlines()) if "loss" in r]
+              for d, _ in (found[("standard", None)], found[("packed_exact", None)])]
+    assert losses[0] == losses[1]  # packed_exact is bit-identical to standard on every rank

@@ -9,19 +9,21 @@ partitioner choose what to keep:
   ``native_dropout``, which Inductor lowers to its own Philox randoms), packed to bits, and the
   output is computed from the *unpacked* bits, so everything downstream depends on the bits
   alone: the cheapest cut the partitioner can save is the bits (1/8 byte per element).
-  Measured limit: that holds for one attention core (pmexp.bench attention, H200), but in a whole
-  BERT the partitioner's "used far apart" heuristic (``torch._functorch.config.
-  ban_recompute_used_far_apart``) bans recomputing the unpacked mask and it saves each dropout's
-  float32 randoms instead (BERT-large bf16 seq 512 B16 on the H200: peak 27.5 GB against 22.5 GB
-  for compiled ``standard``; reproduced on CPU by tests/test_compile.py, which records it as a
-  known failure). With that heuristic off the bits are what is saved; it is global, so pmexp
-  leaves it on rather than change the stock baseline.
+  In a whole model that needs care: a node shared by every dropout (one 0-d scale constant, one
+  arange of bit shifts, merged by CSE) triggers the partitioner's "used far apart" heuristic
+  (``torch._functorch.config.ban_recompute_used_far_apart``), which then refuses to recompute
+  the mask and saves float32 scaled masks or unpacked byte masks instead of the bits. Hence the
+  per-element ``div`` by a Python scalar here and per-call shifts in
+  :func:`pmexp.masks.bits.unpack_bits_torch`. The H200 campaign (runs/2026-11-28-compile, commit
+  ``b13f703``) ran before that fix and measured the failure (BERT-large bf16 seq 512 B16 compiled:
+  packed 27.5 GB peak against 22.5 GB for standard); on CPU a compiled BERT now keeps the bits
+  and otherwise what compiled ``standard`` keeps (tests/test_compile.py); not re-measured on a GPU.
 - ``seeded``: the mask is a counter-based hash of (seed, element index) inside a
   ``torch.utils.checkpoint`` region, which tells the partitioner to recompute it in backward
   from the 8-byte seed (random ops are never recomputed; the hash is plain integer arithmetic).
   The index is built so that no per-element tensor is shared between two dropouts (see
-  :func:`_index_plus`): the H200 campaign at the commit before that saved an int64 index per
-  attention dropout (TinyBERT: +2.5 GB peak over compiled ``standard``).
+  :func:`_index_plus`): the H200 campaign ran before that fix and saved an int64 index per
+  attention dropout (TinyBERT: +2.5 GB peak over compiled ``standard``); fixed and tested on CPU.
   The hash stream differs from the eager Triton kernel's Philox stream: a compiled and an eager
   run of ``seeded`` draw different (equally distributed) masks under one seed.
 
@@ -62,8 +64,10 @@ def packed_traced(x: torch.Tensor, p: float) -> torch.Tensor:
     """Dropout whose only saved state can be the packed bits (see the module docstring)."""
     bits = pack_bits_torch(_keep_as_torch_draws(x.detach(), p))
     keep = unpack_bits_torch(bits, x.numel()).view(x.shape)
-    scale = torch.ones((), dtype=x.dtype, device=x.device).div_(1 - p)  # rounded as torch's noise is
-    return x * (keep.to(x.dtype) * scale)
+    # keep / (1 - p) per element is torch's CPU noise bit for bit. Not a 0-d scale tensor: one such
+    # constant would be shared (CSE) by every dropout in the graph, and the partitioner's "used far
+    # apart" heuristic then refuses to recompute the scaled masks and saves them in float32.
+    return x * keep.to(x.dtype).div(1 - p)
 
 
 def _hash32(v: torch.Tensor) -> torch.Tensor:

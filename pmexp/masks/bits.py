@@ -52,8 +52,10 @@ def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
     if pad:
         flat = torch.cat([flat, flat.new_zeros(pad)])
     if torch.compiler.is_compiling():  # Inductor cannot lower dtype views of bool; it fuses this instead
-        shifts = torch.arange(8, dtype=torch.int32, device=flat.device)
-        return (flat.view(-1, 8).to(torch.int32) << shifts).sum(dim=1).to(torch.uint8)
+        # Python-int shifts, not an arange: one arange would be shared by every pack in the graph
+        # (CSE), and the partitioner then refuses to recompute across it (pmexp.dropout.traced).
+        rows = flat.view(-1, 8).to(torch.int32)
+        return sum(rows[:, i] << i for i in range(8)).to(torch.uint8)
     _check_endianness()
     words = flat.contiguous().view(torch.uint8).view(torch.int64)
     packed = ((words * _GATHER) >> 56) & 0xFF
@@ -63,9 +65,13 @@ def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
 def unpack_bits_torch(packed: torch.Tensor, numel: int) -> torch.Tensor:
     """Torch implementation of :func:`unpack_bits` on a flat result (any device)."""
     shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
-    expanded = ((packed.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:numel]
     if torch.compiler.is_compiling():
-        return expanded != 0
+        # Shifts of this call's own (+ 0 read from `packed`): the arange alone would be one node
+        # shared by every unpack in the graph, and the partitioner would not recompute across it
+        # (it would save the unpacked mask instead of the bits; pmexp.dropout.traced).
+        shifts = shifts + (packed.reshape(-1)[:1] & 0)
+        return ((packed.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:numel] != 0
+    expanded = ((packed.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:numel]
     return expanded.view(torch.bool)  # 0/1 bytes are valid bools: no copy
 
 
