@@ -15,7 +15,6 @@ All rows run side by side in one process. Writes ``attention.json`` and ``attent
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from functools import partial
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pmexp.bench.dropout import _bench, _forward_peak_mb
+from pmexp.bench.dropout import _bench, _forward_peak_mb, report
 from pmexp.dropout import dropout
 from pmexp.envinfo import env_info
 from pmexp.masks import saved_tensor_bytes
@@ -118,13 +117,7 @@ def run(shapes=tuple(SHAPES), out: Path | None = None) -> list[dict]:
         raise SystemExit("pmexp.bench attention needs a CUDA device (it times GPU kernels)")
     env = env_info()
     rows = [row for name in shapes for row in run_shape(name, SHAPES[name])]
-    table = to_markdown(rows, env)
-    print(table)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "attention.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2))
-        (out / "attention.md").write_text(table)
-    return rows
+    return report(rows, to_markdown(rows, env), env, out, "attention")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,7 +24,7 @@ from pmexp.dropout import dropout
 from pmexp.envinfo import env_info
 from pmexp.masks import saved_tensor_bytes
 
-__all__ = ["run", "main"]
+__all__ = ["run", "main", "report"]
 
 SIZES = (201_326_592, 16_777_216, 1_048_576)  # 201M = TinyBERT attention probs, B64 x 12 heads x 512^2
 VARIANTS = {
@@ -128,12 +128,17 @@ def run(sizes=SIZES, dtypes=(torch.float32, torch.bfloat16), p: float = 0.1, out
         raise SystemExit("pmexp.bench dropout needs a CUDA device (it times GPU kernels)")
     env = env_info()
     rows = [row for n in sizes for dtype in dtypes for row in run_one(n, dtype, p)]
-    table = to_markdown(rows, env)
+    return report(rows, to_markdown(rows, env), env, out, "dropout")
+
+
+def report(rows: list[dict], table: str, env: dict, out: Path | None, stem: str) -> list[dict]:
+    """Print a benchmark's Markdown table; with ``out``, also write ``<stem>.json`` (env + rows)
+    and ``<stem>.md`` there. Returns ``rows``."""
     print(table)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "dropout.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2))
-        (out / "dropout.md").write_text(table)
+        (out / f"{stem}.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2))
+        (out / f"{stem}.md").write_text(table)
     return rows
 
 
