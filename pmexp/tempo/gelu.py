@@ -37,6 +37,7 @@ GELU's backward: 0.10 ms); ``python -m pmexp.bench.tempo`` measures it.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -87,19 +88,14 @@ def _gelu_derivative(x: torch.Tensor) -> torch.Tensor:
     return _cdf(x) + x * torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
 
-_KERNELS = None
-
-
+@functools.cache
 def _kernels():
     """The Triton kernels module, or None without triton (imported on first use)."""
-    global _KERNELS
-    if _KERNELS is None:
-        try:
-            from pmexp.tempo import kernels
-        except ImportError:  # pragma: no cover - depends on the machine
-            kernels = False
-        _KERNELS = kernels
-    return _KERNELS or None
+    try:
+        from pmexp.tempo import kernels
+    except ImportError:  # pragma: no cover - depends on the machine
+        return None
+    return kernels
 
 
 if torch.cuda.is_available():  # import before any torch.compile trace needs it
