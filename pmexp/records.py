@@ -46,6 +46,8 @@ SUMMARY_KEYS = (
     "strategy", "world_size", "peak_allocated_mb_max", "peak_allocated_mb_mean",
     # With trainer.compile: how PM-Drop's variants are traced (pmexp.dropout.traced) and the backend.
     "compiled_dropout", "compile_backend",
+    # Graphs Dynamo captured and graph breaks in the first step (pmexp.compiling).
+    "compile_graphs", "graph_breaks",
 )
 # Keys that change where or how a job is reported, not what it computes: a resumed sweep with
 # W&B switched on, or `force=true`, still matches the record it left.

@@ -251,7 +251,11 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
         # broadcast_buffers=False: the buffers (position ids) never change, so no collective per forward.
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                       broadcast_buffers=False)
-    fwd = torch.compile(ddp or model, backend=t.compile_backend) if t.compile else (ddp or model)
+    fwd, watch = ddp or model, None
+    if t.compile:
+        from pmexp.compiling import CompileWatch, compile_fresh
+
+        fwd, watch = compile_fresh(fwd, t.compile_backend), CompileWatch()
 
     def probe(module: torch.nn.Module, batch: dict) -> None:  # what autograd saves for one training batch
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -315,6 +319,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             wb.log(row, step)
             summary.update(steps=step, train_loss_final=row["loss"], grad_norm_final=grad_norm)
             if step == 1:  # after the step's row is logged: the record shows what a mid-run fault keeps
+                if watch is not None:
+                    summary.update(watch.check())
                 _inject_fault(t.fault)
             progress.update(1)
             if step % t.log_every == 0 or step == total_steps:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -139,12 +141,14 @@ def test_standard_is_torch_dropout_when_compiled():
     assert torch.equal(a, F.dropout(x, P))
 
 
-def _compiled_bert_saved(variant: str) -> dict:
+@functools.cache  # each compile takes seconds on a CPU; several tests read the same variant
+def _compiled_bert_saved(variant: str, attention: str = "eager") -> dict:
     transformers = pytest.importorskip("transformers")
     from pmexp.dropout import apply
 
+    torch._dynamo.reset()
     cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=128, attn_implementation="eager")
+                                  intermediate_size=128, attn_implementation=attention)
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(cfg).train()
     if variant != "standard":
@@ -178,3 +182,11 @@ def test_compiled_bert_packed_keeps_bits_not_randoms():
     assert packed["saved_bytes_by_dtype"].get("bool", 0) < small
     assert packed["saved_mask_bytes"] <= standard["saved_mask_bytes"] // 8 + small
     assert abs(packed["saved_activation_bytes"] - standard["saved_activation_bytes"]) < standard["saved_mask_bytes"] / 8
+
+
+def test_compiled_sdpa_bert_routes_its_math_fallback_through_the_variant():
+    """Compiled SDPA cannot ask SDPA which kernel it will pick; on the CPU its dropout runs in the math
+    path, so the sdpa-routed model keeps what the eager-routed one keeps: bits, not masks."""
+    eager, sdpa = _compiled_bert_saved("packed"), _compiled_bert_saved("packed", "sdpa")
+    assert sdpa["saved_bytes_by_dtype"].get("bool", 0) < 16 * 1024
+    assert sdpa["saved_mask_bytes"] == eager["saved_mask_bytes"] > 0

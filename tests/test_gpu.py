@@ -148,3 +148,35 @@ def test_bert_packed_exact_identical_on_cuda():
     assert torch.equal(*losses)
     for a, b in zip(stock.parameters(), model.parameters(), strict=True):
         assert torch.equal(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("head", [26, 64])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_sdpa_routing_keeps_no_attention_mask_on_cuda(head, compiled):
+    """SDPA on CUDA, bf16, padding in the batch: the routed `seeded` model keeps no attention mask, where
+    SDPA fuses (head size 64: no mask) and where it would not (26: eager attention with seeded dropout
+    instead of SDPA's math path, whose bool mask compiled stock keeps per layer)."""
+    transformers = pytest.importorskip("transformers")
+    from pmexp.masks import SavedTensorAccounting
+
+    cfg = transformers.BertConfig(vocab_size=99, hidden_size=4 * head, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=128, hidden_dropout_prob=0.0, attn_implementation="sdpa")
+    ids = torch.randint(5, 99, (4, 128), device="cuda")
+    mask = torch.ones_like(ids)
+    mask[0, 100:] = 0
+    saved = {}
+    for variant in ("standard", "seeded"):
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        model = transformers.BertForSequenceClassification(cfg).cuda().train()
+        apply(model, variant)
+        fn = torch.compile(model) if compiled else model
+        for _ in range(2):  # the first call compiles
+            with SavedTensorAccounting(model.parameters()) as acct, torch.autocast("cuda", torch.bfloat16):
+                loss = fn(input_ids=ids, attention_mask=mask, labels=ids[:, 0] % 2).loss
+            loss.backward()
+        saved[variant] = acct.stats()["saved_bytes_by_dtype"].get("bool", 0)
+    probs = 4 * 4 * 128 * 128  # batch x heads x seq x seq: one layer's bool mask
+    assert saved["seeded"] < probs, saved
+    if head == 26 and compiled:  # compiled stock SDPA runs the math path here (runs/2026-11-28-compile)
+        assert saved["standard"] >= 2 * probs, saved

@@ -90,11 +90,53 @@ def test_hidden_only_leaves_attention_stock():
     assert model.config._attn_implementation == "eager"
 
 
-def test_sdpa_attention_reported_not_covered():
-    model = tiny_bert(attn_implementation="sdpa")
+@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def test_sdpa_math_fallback_is_eager_attention_with_the_variant(name):
+    """SDPA's dropout runs in its math path on CPU (a mask per call): the sdpa-routed model must be
+    bit-identical to eager attention with the same variant, padding (BERT) and causality (GPT-2,
+    whose SDPA mask arrives as None) honoured."""
+    make = tiny_bert if name == "bert" else lambda **kw: build_gpt2(**kw)
+    inputs = batch() if name == "bert" else model_inputs("gpt2")
+    eager, sdpa = make(), make(attn_implementation="sdpa")
+    apply(eager, "packed_exact")
+    report = apply(sdpa, "packed_exact")
+    assert report.attention_covered and report.attention_implementation == "pmexp_sdpa_packed_exact"
+    loss_ref, grads_ref = loss_and_grads(eager, inputs)
+    loss, grads = loss_and_grads(sdpa, inputs)
+    assert torch.equal(loss, loss_ref)
+    for n in grads_ref:
+        assert torch.equal(grads[n], grads_ref[n]), n
+
+
+def test_sdpa_fused_kernel_calls_stay_with_sdpa(monkeypatch):
+    """Where SDPA picks a fused kernel (no mask kept) the call goes to SDPA unchanged: the routed model
+    equals stock SDPA with only its hidden dropout replaced."""
+    from torch.nn.attention import SDPBackend
+
+    stock, routed = tiny_bert(attn_implementation="sdpa"), tiny_bert(attn_implementation="sdpa")
+    apply(stock, "packed_exact", targets=("hidden",))
+    apply(routed, "packed_exact")
+    monkeypatch.setattr(torch, "_fused_sdp_choice", lambda *a, **k: SDPBackend.EFFICIENT_ATTENTION.value)
+    loss_ref, grads_ref = loss_and_grads(stock, batch())
+    loss, grads = loss_and_grads(routed, batch())
+    assert torch.equal(loss, loss_ref)
+    for n in grads_ref:
+        assert torch.equal(grads[n], grads_ref[n]), n
+
+
+def test_flash_attention_2_reported_not_covered():
+    model = tiny_bert()
+    model.config._attn_implementation = "flash_attention_2"  # not installed here: only the name is read
     report = apply(model, "packed")
-    assert not report.attention_covered and "sdpa" in report.attention_reason
+    assert not report.attention_covered and "flash_attention_2" in report.attention_reason
     assert report.replaced > 0
+
+
+def test_standard_restores_stock_sdpa():
+    model = tiny_bert(attn_implementation="sdpa")
+    apply(model, "seeded")
+    report = apply(model, "standard")
+    assert model.config._attn_implementation == "sdpa" and not report.attention_covered
 
 
 def test_standard_restores_eager():
@@ -125,9 +167,7 @@ def build(name):
             )
         )
     if name == "gpt2":
-        return t.GPT2LMHeadModel(
-            t.GPT2Config(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, attn_implementation="eager")
-        )
+        return build_gpt2()
     if name == "vit":
         return t.ViTForImageClassification(
             t.ViTConfig(
@@ -140,6 +180,12 @@ def build(name):
             )
         )
     raise KeyError(name)
+
+
+def build_gpt2(attn_implementation="eager"):
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, attn_implementation=attn_implementation))
 
 
 def model_inputs(name):

@@ -109,7 +109,8 @@ def test_loop_options_run(make_cfg, overrides):
     record = train(make_cfg(*overrides))
     assert record["status"] == "ok", record["traceback"]
     if "attention=sdpa" in overrides:
-        assert record["dropout_report"]["attention_covered"] is False
+        report = record["dropout_report"]
+        assert report["attention_covered"] and report["attention_implementation"] == "pmexp_sdpa_packed"
     if "trainer.eval=false" in overrides:
         assert record["summary"]["eval_loss"] is None and record["summary"]["saved_total_bytes"] is None
 
@@ -260,6 +261,25 @@ def test_pretrained_local_folder_loads_with_fp32_weights(make_cfg, tmp_path):
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
     assert info["source"] == str(tmp_path / "ckpt")
     assert train(cfg)["status"] == "ok"
+
+
+def test_every_compiled_job_of_a_sweep_compiles(make_cfg):
+    """A multirun's jobs share one process: without a Dynamo reset per job, new models pile versions
+    on the same code objects until the recompile limit, and later jobs silently run eager."""
+    for job, option in enumerate(["standard", "packed"]):
+        with torch._dynamo.config.patch(recompile_limit=1):
+            record = train(make_cfg(f"dropout={option}", "trainer.compile=true", "trainer.compile_backend=aot_eager",
+                                    "trainer.eval=false", "trainer.max_steps=2", "trainer.probe=false", job=f"j{job}"))
+        assert record["status"] == "ok", record["traceback"]
+        assert record["summary"]["compile_graphs"] >= 1
+
+
+def test_a_compiled_job_that_ran_eager_fails_and_says_why(make_cfg):
+    with torch._dynamo.config.patch(disable=True):
+        record = train(make_cfg("trainer.compile=true", "trainer.compile_backend=aot_eager", "trainer.eval=false",
+                                "trainer.max_steps=2"))
+    assert record["status"] == "failed" and "captured no graph" in record["error"]
+    assert record["summary"]["steps"] == 1  # the first step's row is kept
 
 
 @pytest.mark.parametrize("option", ["standard", "packed", "seeded"])

@@ -13,10 +13,14 @@ Two kinds of dropout live in a transformer:
   ``TorchFunctionMode`` turns its ``F.dropout`` into the variant, so the math stays the
   model's own and ``packed_exact`` stays bit-identical.
 
-Only eager attention is routed. SDPA keeps its dropout inside the op: its fused CUDA kernels
-keep no mask (Philox replay); its math fallback keeps a bool mask, which
-:func:`pmexp.masks.packed_saved_masks` can pack. Models whose attention calls ``F.dropout``
-outside the attention interface (Longformer) are reported as not covered.
+SDPA models are routed too (``pmexp_sdpa_<variant>``): SDPA's fused CUDA kernels keep no mask
+(Philox replay), so wherever SDPA picks one the call goes to SDPA unchanged; where it would fall
+back to its math path, which keeps a mask per call (any CPU dropout; on CUDA a head size its
+kernels do not take together with a padding mask: TinyBERT's 26), the model's eager attention
+runs instead with the variant's dropout, on the same mask turned additive. Under torch.compile
+transformers keeps the padding mask even when it is all ones, so compiled TinyBERT SDPA takes
+that path in every step. Models whose attention calls ``F.dropout`` outside the attention
+interface (Longformer) are reported as not covered.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
 from pmexp.dropout.functional import check_variant, dropout
@@ -79,9 +85,19 @@ class SurgeryReport:
                 f"attention dropout {covered}: {self.attention_reason}")
 
 
-def attention_name(variant: str) -> str:
-    """The name under which a variant's attention function is registered."""
-    return _PREFIX + variant
+def attention_name(variant: str, base: str = "eager") -> str:
+    """The name under which a variant's attention function for ``base`` (eager or sdpa) is registered."""
+    return _PREFIX + variant if base == "eager" else f"{_PREFIX}{base}_{variant}"
+
+
+def _base_implementation(current: str | None) -> str | None:
+    """The stock attention a model runs, or ran before pmexp's surgery: eager, sdpa, or None (others)."""
+    current = str(current)
+    if current in ("eager", "sdpa"):
+        return current
+    if current.startswith(_PREFIX + "sdpa_"):
+        return "sdpa"
+    return "eager" if current.startswith(_PREFIX) else None
 
 
 class _RouteDropout(TorchFunctionMode):
@@ -107,8 +123,8 @@ def _eager_attention_of(module: nn.Module) -> Callable | None:
     return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
 
 
-def _make_attention_function(variant: str) -> Callable:
-    def attention(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
+def _make_attention_function(variant: str, base: str = "eager") -> Callable:
+    def eager_attention(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
         eager = _eager_attention_of(module)
         if eager is None:
             raise RuntimeError(
@@ -120,18 +136,58 @@ def _make_attention_function(variant: str) -> Callable:
         with _RouteDropout(variant):
             return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
 
-    attention.__name__ = f"{attention_name(variant)}_attention"
+    def sdpa_attention(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        if dropout and _sdpa_keeps_a_mask(query, key, value, attention_mask, dropout, kwargs.get("scaling")):
+            mask = _additive_mask(module, query, key, attention_mask, kwargs.get("is_causal"))
+            return eager_attention(module, query, key, value, mask, dropout, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
+
+    attention = eager_attention if base == "eager" else sdpa_attention
+    attention.__name__ = f"{attention_name(variant, base)}_attention"
     return attention
 
 
-def register_attention(name: str, function: Callable) -> str:
-    """Register an attention function and, under the same name, transformers' eager mask function
-    (without the latter the padding mask silently arrives as None). Returns ``name``."""
+def _sdpa_keeps_a_mask(query, key, value, mask, dropout: float, scale: float | None) -> bool:
+    """Whether SDPA would run its math path for this call (which keeps a dropout mask; fused kernels keep none).
+
+    Eager: SDPA's own choice. Under torch.compile that call cannot be traced, so the same rule is read from
+    what is known at trace time: flash takes no mask, memory-efficient takes any mask but needs the head
+    size to fill 16 bytes (8 half-precision or 4 fp32 elements); off CUDA, dropout always runs in math.
+    """
+    if not torch.compiler.is_compiling():
+        return torch._fused_sdp_choice(query, key, value, mask, dropout, False, scale=scale) == SDPBackend.MATH.value
+    if query.device.type != "cuda":
+        return True
+    head = query.shape[-1]
+    flash = mask is None and head <= 256 and query.dtype in (torch.float16, torch.bfloat16)
+    efficient = head % (16 // query.element_size()) == 0
+    return not (flash or efficient)
+
+
+def _additive_mask(module, query, key, mask, is_causal: bool | None):
+    """SDPA's mask (bool: True attends; or None) as the additive float mask eager attention adds to its scores."""
+    if mask is not None and mask.dtype != torch.bool:
+        return mask
+    q_len, kv_len = query.shape[-2], key.shape[-2]
+    causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
+    if mask is None:
+        if not (causal and q_len > 1):
+            return None
+        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=query.device).tril(kv_len - q_len)
+    return torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill(
+        ~mask, torch.finfo(query.dtype).min)
+
+
+def register_attention(name: str, function: Callable, mask: str = "eager") -> str:
+    """Register an attention function and, under the same name, transformers' ``mask`` ("eager" or "sdpa")
+    mask function (without it the padding mask silently arrives as None). Returns ``name``."""
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
 
     AttentionInterface.register(name, function)
-    AttentionMaskInterface.register(name, eager_mask)
+    AttentionMaskInterface.register(name, {"eager": eager_mask, "sdpa": sdpa_mask}[mask])
     return name
 
 
@@ -146,17 +202,20 @@ def _route_attention(model: nn.Module, variant: str) -> tuple[str | None, bool, 
             f"{type(model).__name__} does not use transformers' AttentionInterface (its attention "
             "calls F.dropout directly); attention dropout stays torch's"
         )
-    if current != "eager" and not str(current).startswith(_PREFIX):
+    base = _base_implementation(current)
+    if base is None:
         return current, False, (
-            f"attention runs in {current!r}, which applies its own dropout (fused SDPA kernels keep "
-            "no mask; the math fallback keeps a bool mask: see pmexp.masks.packed_saved_masks); "
-            "build the model with attn_implementation='eager' to route it through PM-Drop"
+            f"attention runs in {current!r}, which applies its own dropout; build the model with "
+            "attn_implementation='eager' or 'sdpa' to route it through PM-Drop"
         )
     if variant == "standard":
-        model.set_attn_implementation("eager")
-        return "eager", False, "standard: the model's own eager attention and torch's dropout"
-    name = register_attention(attention_name(variant), _make_attention_function(variant))
+        model.set_attn_implementation(base)
+        return base, False, f"standard: the model's own {base} attention and torch's dropout"
+    name = register_attention(attention_name(variant, base), _make_attention_function(variant, base), mask=base)
     model.set_attn_implementation(name)
+    if base == "sdpa":
+        return name, True, (f"sdpa attention routed through {name}: SDPA's fused kernels as before (no mask "
+                            "kept); where SDPA would fall back to math, eager attention with PM-Drop")
     return name, True, f"eager attention routed through {name}"
 
 

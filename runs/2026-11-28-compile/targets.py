@@ -1,10 +1,12 @@
-"""Issue 7 targets per cell: python runs/2026-11-28-compile/targets.py (reads the job records here)."""
+"""Issue 7 targets per cell: python runs/2026-11-28-compile/targets.py [RUN_DIR] (job records under
+RUN_DIR/*/*/metrics.json; default: this folder)."""
 
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 import glob
 import json
+import sys
+from pathlib import Path
+
+HERE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 rows = {}
 for f in glob.glob(str(HERE / "*" / "*" / "metrics.json")):
     d = json.load(open(f)); s = d["summary"]

@@ -1,0 +1,53 @@
+"""``torch.compile`` for a training job: a fresh Dynamo state per job, and a count that proves it compiled.
+
+Dynamo caches compiled code per Python code object (``BertModel.forward`` and friends), with a limit on
+how many versions one code object may hold (``recompile_limit``, 8). A Hydra multirun runs its jobs in
+one process, each with a new model: every job adds versions, and once the limit is hit Dynamo gives up
+on that code *silently* and runs it eager. A "compiled" job then measures eager training. (It happened:
+runs/2026-11-28-compile's TinyBERT SDPA packed/seeded compiled cells ran eager, first step 0.05 s where a
+compile takes 20 s.) So each job starts from ``torch._dynamo.reset()`` and its record counts the graphs
+Dynamo captured; a job that captured none fails instead of reporting eager numbers as compiled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["CompileWatch", "compile_fresh"]
+
+
+def compile_fresh(module: nn.Module, backend: str = "inductor") -> nn.Module:
+    """``torch.compile(module)`` after dropping every graph an earlier job left in this process."""
+    torch._dynamo.reset()
+    return torch.compile(module, backend=backend)
+
+
+def _counts() -> tuple[int, int]:
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
+
+
+class CompileWatch:
+    """Graphs captured and graph breaks since it was made (Dynamo's counters never reset)."""
+
+    def __init__(self) -> None:
+        self._graphs, self._breaks = _counts()
+
+    def summary(self) -> dict[str, Any]:
+        graphs, breaks = _counts()
+        return {"compile_graphs": graphs - self._graphs, "graph_breaks": breaks - self._breaks}
+
+    def check(self) -> dict[str, Any]:
+        """The summary; raises ``RuntimeError`` if nothing was compiled (Dynamo ran the model eager)."""
+        summary = self.summary()
+        if summary["compile_graphs"] == 0:
+            raise RuntimeError(
+                "trainer.compile=true but Dynamo captured no graph in the first step: the model ran eager "
+                "(recompile limit hit, or compilation disabled). Set TORCH_LOGS=recompiles to see why, "
+                "or run with trainer.compile=false."
+            )
+        return summary
