@@ -142,9 +142,19 @@ def test_standard_is_torch_dropout_when_compiled():
 
 
 @functools.cache  # each compile takes seconds on a CPU; several tests read the same variant
-def _compiled_bert_saved(variant: str, attention: str = "eager") -> dict:
+def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: bool = False) -> dict:
+    """What a compiled tiny BERT keeps for backward. ``fresh_bits``: `packed` draws its bits in rows
+    of 8 (:func:`pmexp.dropout.traced.draw_bits`, its CUDA path) instead of packing torch's CPU mask."""
     transformers = pytest.importorskip("transformers")
-    from pmexp.dropout import apply
+    from pmexp.dropout import apply, traced
+
+    if fresh_bits:
+        original = traced.packed_traced
+        traced.packed_traced = lambda x, p, exact=True: original(x, p, exact=False)
+        try:
+            return _compiled_bert_saved.__wrapped__(variant, attention)
+        finally:
+            traced.packed_traced = original
 
     torch._dynamo.reset()
     cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -190,3 +200,27 @@ def test_compiled_sdpa_bert_routes_its_math_fallback_through_the_variant():
     eager, sdpa = _compiled_bert_saved("packed"), _compiled_bert_saved("packed", "sdpa")
     assert sdpa["saved_bytes_by_dtype"].get("bool", 0) < 16 * 1024
     assert sdpa["saved_mask_bytes"] == eager["saved_mask_bytes"] > 0
+
+
+def test_compiled_bert_packed_fresh_bits_keep_bits_not_randoms():
+    """`packed`'s CUDA path under compile draws its bits in rows of 8 (so the randoms never reach
+    memory); in a whole model it must keep the same as packing torch's mask: bits, nothing else."""
+    packed, fresh = _compiled_bert_saved("packed"), _compiled_bert_saved("packed", fresh_bits=True)
+    assert fresh["saved_bytes_by_dtype"] == packed["saved_bytes_by_dtype"]
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_draw_bits_keep_rate_and_gradient(backend):
+    from pmexp.dropout.traced import draw_bits, packed_traced
+
+    torch.manual_seed(0)
+    bits = torch.compile(lambda: draw_bits(80_003, 0.3, torch.device("cpu")), backend=backend)()
+    assert bits.dtype == torch.uint8 and bits.shape == (10_001,)
+    from pmexp.masks import unpack_bits
+
+    assert abs(unpack_bits(bits, (80_003,)).float().mean().item() - 0.7) < 0.01
+    x = torch.randn(64, 129, requires_grad=True)
+    y = torch.compile(lambda t: packed_traced(t, 0.3, exact=False), fullgraph=True, backend=backend)(x)
+    (g,) = torch.autograd.grad(y.sum(), x)
+    keep = y != 0
+    assert torch.allclose(y[keep], x[keep] / 0.7) and torch.allclose(g, keep / 0.7)

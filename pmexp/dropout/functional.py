@@ -214,7 +214,11 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str
     if p == 1.0 or not x.is_floating_point():
         return F.dropout(x, p, training)  # torch's zeros (no mask kept) and its dtype errors
     if torch.compiler.is_compiling() and traced.use_traced():  # ops Inductor can fuse and partition
-        return traced.seeded_traced(x, p) if variant == "seeded" else traced.packed_traced(x, p)
+        if variant == "seeded":
+            return traced.seeded_traced(x, p)
+        # packed on CUDA draws its own randoms (as its eager kernel does); packed_exact, and any CPU
+        # tensor (bit-exact with eager there), the mask torch's dropout draws.
+        return traced.packed_traced(x, p, exact=variant == "packed_exact" or x.device.type == "cpu")
     if variant == "packed" and _uses_kernel(x):
         return _FusedPacked.apply(x, p)
     if variant == "seeded":

@@ -41,7 +41,7 @@ from torch.utils.checkpoint import checkpoint
 
 from pmexp.masks.bits import pack_bits_torch, unpack_bits_torch
 
-__all__ = ["use_traced", "packed_traced", "seeded_traced", "hash_keep"]
+__all__ = ["use_traced", "draw_bits", "packed_traced", "seeded_traced", "hash_keep"]
 
 _M32 = 0xFFFFFFFF
 
@@ -60,9 +60,27 @@ def _keep_as_torch_draws(x: torch.Tensor, p: float) -> torch.Tensor:
     return torch.ops.aten.native_dropout(x, p, True)[1]
 
 
-def packed_traced(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Dropout whose only saved state can be the packed bits (see the module docstring)."""
-    bits = pack_bits_torch(_keep_as_torch_draws(x.detach(), p))
+def draw_bits(numel: int, p: float, device: torch.device) -> torch.Tensor:
+    """``ceil(numel / 8)`` bytes of keep bits (each kept with probability ``1 - p``), drawn in rows of 8.
+
+    Why rows: packing reads 8 elements per output byte. Packing torch's mask of ``x``'s shape
+    (``pack_bits_torch``) makes Inductor write the float32 randoms to memory and read them back
+    (4 + 4 bytes per element, more traffic than the dropout itself); drawn as a ``(rows, 8)`` tensor
+    and packed by a sum over the last dimension, the randoms stay in registers of one reduction kernel.
+    """
+    rows = -(-numel // 8)
+    keep = torch.rand(rows, 8, device=device) >= p
+    shifts = torch.arange(8, device=device, dtype=torch.uint8)
+    return (keep.to(torch.uint8) << shifts).sum(-1, dtype=torch.uint8)
+
+
+def packed_traced(x: torch.Tensor, p: float, exact: bool = True) -> torch.Tensor:
+    """Dropout whose only saved state can be the packed bits (see the module docstring). ``exact``:
+    the mask torch's own dropout would draw (``packed_exact``; CPU); else rows of fresh randoms."""
+    if exact:
+        bits = pack_bits_torch(_keep_as_torch_draws(x.detach(), p))
+    else:
+        bits = draw_bits(x.numel(), p, x.device)
     keep = unpack_bits_torch(bits, x.numel()).view(x.shape)
     # keep / (1 - p) per element is torch's CPU noise bit for bit. Not a 0-d scale tensor: one such
     # constant would be shared (CSE) by every dropout in the graph, and the partitioner's "used far
