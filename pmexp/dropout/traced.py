@@ -14,16 +14,20 @@ partitioner choose what to keep:
   (``torch._functorch.config.ban_recompute_used_far_apart``), which then refuses to recompute
   the mask and saves float32 scaled masks or unpacked byte masks instead of the bits. Hence the
   per-element ``div`` by a Python scalar here and per-call shifts in
-  :func:`pmexp.masks.bits.unpack_bits_torch`. The H200 campaign (runs/2026-11-28-compile, commit
-  ``b13f703``) ran before that fix and measured the failure (BERT-large bf16 seq 512 B16 compiled:
-  packed 27.5 GB peak against 22.5 GB for standard); on CPU a compiled BERT now keeps the bits
-  and otherwise what compiled ``standard`` keeps (tests/test_compile.py); not re-measured on a GPU.
+  :func:`pmexp.masks.bits.unpack_bits_torch`. With it a compiled BERT keeps the bits and otherwise
+  exactly what compiled ``standard`` keeps (CPU: tests/test_compile.py; H200: runs/2026-11-29-compile-rerun,
+  e.g. BERT-large bf16 seq 512: 16,613 MB + 241 MB of bits against 16,613 + 1,928 MB of bool masks).
+  On CUDA ``packed`` draws its bits in rows of 8 (:func:`draw_bits`) rather than packing a mask of
+  ``x``'s shape, which made Inductor write float32 randoms to memory and read them back.
 - ``seeded``: the mask is a counter-based hash of (seed, element index) inside a
   ``torch.utils.checkpoint`` region, which tells the partitioner to recompute it in backward
   from the 8-byte seed (random ops are never recomputed; the hash is plain integer arithmetic).
   The index is built so that no per-element tensor is shared between two dropouts (see
-  :func:`_index_plus`): the H200 campaign ran before that fix and saved an int64 index per
-  attention dropout (TinyBERT: +2.5 GB peak over compiled ``standard``); fixed and tested on CPU.
+  :func:`_index_plus`; before that an int64 index per attention dropout was saved). Left: in
+  backward Inductor stores parts of the hash (an int64 partial index, with eager attention a
+  float32 buffer of the probabilities' size) while it recomputes the mask, because the hash's
+  steps read each intermediate twice; at seq 2048 that transient costs 0.4-1.7 GB of peak
+  (runs/2026-11-29-compile-rerun).
   The hash stream differs from the eager Triton kernel's Philox stream: a compiled and an eager
   run of ``seeded`` draw different (equally distributed) masks under one seed.
 
