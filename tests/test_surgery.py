@@ -90,12 +90,19 @@ def test_hidden_only_leaves_attention_stock():
     assert model.config._attn_implementation == "eager"
 
 
-@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def build_llama(attn_implementation="eager"):
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=64, attention_dropout=0.1, attn_implementation=attn_implementation))
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2", "llama"])
 def test_sdpa_math_fallback_is_eager_attention_with_the_variant(name):
     """SDPA's dropout runs in its math path on CPU (a mask per call): the sdpa-routed model must be
     bit-identical to eager attention with the same variant, padding (BERT) and causality (GPT-2,
-    whose SDPA mask arrives as None) honoured."""
-    make = tiny_bert if name == "bert" else lambda **kw: build_gpt2(**kw)
+    Llama with grouped key/value heads; their SDPA mask arrives as None) honoured."""
+    make = {"bert": tiny_bert, "gpt2": build_gpt2, "llama": build_llama}[name]
     inputs = batch() if name == "bert" else model_inputs("gpt2")
     eager, sdpa = make(), make(attn_implementation="sdpa")
     apply(eager, "packed_exact")

@@ -157,7 +157,9 @@ def _sdpa_keeps_a_mask(query, key, value, mask, dropout: float, scale: float | N
     size to fill 16 bytes (8 half-precision or 4 fp32 elements); off CUDA, dropout always runs in math.
     """
     if not torch.compiler.is_compiling():
-        return torch._fused_sdp_choice(query, key, value, mask, dropout, False, scale=scale) == SDPBackend.MATH.value
+        gqa = key.shape[-3] != query.shape[-3]  # fewer key/value heads: SDPA is called with enable_gqa
+        choice = torch._fused_sdp_choice(query, key, value, mask, dropout, False, scale=scale, enable_gqa=gqa)
+        return choice == SDPBackend.MATH.value
     if query.device.type != "cuda":
         return True
     head = query.shape[-1]
