@@ -38,7 +38,6 @@ eager CPU noise, so compiled and eager outputs and gradients are bit-identical.
 
 from __future__ import annotations
 
-import math
 import os
 
 import torch
@@ -103,43 +102,32 @@ def _hash32(v: torch.Tensor) -> torch.Tensor:
 
 
 def _index_plus(key: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """``key + (row-major index of each element of shape)``, int64, as a ``(rows, last)`` sum of two
-    small aranges: ``(key + arange(rows) * last)`` then ``+ arange(last)``.
-
-    Why not ``arange(numel)``: two dropouts of one shape would share that node (CSE), and a node
-    shared by two checkpoint regions is saved (8 bytes per element). Here the only per-element node
-    depends on ``key`` (this call's seed), and the partial sum before it is ``numel / last`` long:
-    summed over every dimension in turn, Inductor stored an int64 ``(1, heads, S, S)`` partial in
-    backward (403 MB for TinyBERT at seq 2048; runs/2026-11-29-compile-rerun).
+    """``key + (row-major index of each element of shape)``, int64, built from one small arange per
+    dimension. Why not ``arange(numel)``: two dropouts of one shape would share that node (CSE),
+    and a node shared by two checkpoint regions is saved (8 bytes per element); here the per-element
+    values depend on ``key`` (this call's seed) from the first addition on, so nothing big is shared.
     """
-    last = shape[-1] if len(shape) else 1
-    rows = math.prod(shape[:-1]) if len(shape) else 1
-    row_start = key + torch.arange(rows, device=key.device, dtype=torch.int64) * last
-    v = row_start.view(rows, 1) + torch.arange(last, device=key.device, dtype=torch.int64).view(1, last)
-    return v.view(shape)
+    v = key.reshape([1] * len(shape))
+    stride = 1
+    for dim in reversed(range(len(shape))):
+        size = shape[dim]
+        view = [1] * len(shape)
+        view[dim] = size
+        v = v + (torch.arange(size, device=key.device, dtype=torch.int64) * stride).view(view)
+        stride *= size
+    return v
 
 
-def _key(seed: torch.Tensor) -> torch.Tensor:
-    """A 1-element seed's 32-bit key (its words mixed)."""
-    return _hash32(seed & _M32) ^ ((seed >> 32) & _M32)
-
-
-def _keep_from_key(key: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
+def hash_keep(seed: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
+    """Keep mask of ``shape`` from a 1-element int64 ``seed``: ``hash(index, seed) >= p * 2**32``."""
+    key = _hash32(seed & _M32) ^ ((seed >> 32) & _M32)
     v = _index_plus(key, shape)  # index + key < 2**63: distinct indices give distinct (low, high) words
     r = _hash32((v & _M32) ^ (((v >> 32) * 0x9E3779B9) & _M32))
     return r >= min(round(p * 2**32), _M32)
 
 
-def hash_keep(seed: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
-    """Keep mask of ``shape`` from a 1-element int64 ``seed``: ``hash(index, seed) >= p * 2**32``."""
-    return _keep_from_key(_key(seed), shape, p)
-
-
 def seeded_traced(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Dropout that keeps an 8-byte key and recomputes the mask in backward (see the module docstring).
-    The key is mixed from the seed outside the recomputed region: every op inside is recomputed per
-    reader, and fewer ops keep Inductor from storing the hash's intermediates (a node read twice is
-    stored once it exceeds ``realize_opcount_threshold``)."""
+    """Dropout that keeps an 8-byte seed and recomputes the mask in backward (see the module docstring)."""
     seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
-    keep = checkpoint(_keep_from_key, _key(seed), x.shape, p, use_reentrant=False)
+    keep = checkpoint(hash_keep, seed, x.shape, p, use_reentrant=False)
     return x * (keep.to(x.dtype) * (1.0 / (1.0 - p)))
