@@ -251,3 +251,64 @@ def test_shared_dropout_instance_replaced_everywhere():
     report = apply(model, "seeded")
     assert report.replaced == 2 and model[1] is model[3] and isinstance(model[1], PackedDropout)
     assert model[1].p == 0.2
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2", "roberta", "distilbert", "vit", "llama"])
+def test_eager_attention_routed_without_a_torch_function_mode(monkeypatch, name):
+    """In eager mode the attention function runs a rebound copy of the model's own eager attention (no
+    per-op hook): the mode must not be entered, and the result stays bit-identical to stock."""
+    from pmexp.dropout import surgery
+
+    class Forbidden:
+        def __init__(self, *args):
+            raise AssertionError("the TorchFunctionMode was used in eager mode")
+
+    stock = {"llama": build_llama, "bert": tiny_bert}.get(name, lambda: build(name))()
+    model = copy.deepcopy(stock)
+    apply(model, "packed_exact")
+    monkeypatch.setattr(surgery, "_RouteDropout", Forbidden)
+    inputs = batch() if name == "bert" else model_inputs("gpt2" if name == "llama" else name)
+    loss_ref, grads_ref = loss_and_grads(stock, inputs)
+    loss, grads = loss_and_grads(model, inputs)
+    assert torch.equal(loss, loss_ref)
+    for n in grads_ref:
+        assert torch.equal(grads[n], grads_ref[n]), n
+
+
+def test_rebinding_refuses_a_function_that_reaches_dropout_otherwise():
+    from pmexp.dropout.surgery import _dropout_globals
+
+    def through_torch(x):
+        return torch.nn.functional.dropout(x, 0.1)
+
+    def through_nn(x):
+        return nn.functional.dropout(x, 0.1)
+
+    assert _dropout_globals(through_torch) is None  # `torch.nn.functional`: the TorchFunctionMode stays
+    assert _dropout_globals(through_nn) == ["nn"]
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded", "packed_exact", "standard"])
+def test_residual_fusion_same_numbers(variant):
+    """BERT's output blocks fused (packed/seeded) or left alone (others): loss and gradients equal the
+    unfused surgery's under one seed; switching to another variant gives the blocks back."""
+    inputs = batch()
+    results = []
+    for fuse in (True, False):
+        model = tiny_bert()
+        report = apply(model, variant, fuse_residual=fuse)
+        fused = variant in ("packed", "seeded") and fuse
+        assert len(report.fused_residual) == (4 if fused else 0)  # 2 layers x (attention output, FFN output)
+        results.append(loss_and_grads(copy.deepcopy(model), inputs))
+    assert torch.equal(results[0][0], results[1][0])
+    for n in results[0][1]:
+        assert torch.equal(results[0][1][n], results[1][1][n]), n
+
+
+def test_residual_fusion_undone_by_another_variant():
+    model = tiny_bert()
+    apply(model, "packed")
+    fused_class = type(model.bert.encoder.layer[0].output)
+    assert fused_class.__name__ == "BertOutput" and fused_class._pmexp_unfused is not None
+    apply(model, "standard")
+    assert type(model.bert.encoder.layer[0].output) is transformers.models.bert.modeling_bert.BertOutput

@@ -1,8 +1,8 @@
-"""``python -m pmexp.bench <name> [options]``: run a GPU micro-benchmark (``dropout``, ``attention``, ``tempo``)."""
+"""``python -m pmexp.bench <name> [options]``: run a GPU benchmark (``dropout``, ``attention``, ``tempo``, ``step``)."""
 
 import sys
 
-BENCHES = ("dropout", "attention", "tempo")
+BENCHES = ("dropout", "attention", "tempo", "step")
 
 
 def main() -> None:

@@ -11,8 +11,18 @@ Variants (``VARIANTS``):
   randoms, mask kept as bits; statistically, not bitwise, equal to torch. Elsewhere (and for
   dtypes the kernel does not take) it is ``packed_exact``.
 - ``seeded``: keeps no mask, only how to draw it again. CUDA: the fused kernel's seed (a Python
-  int; an 8-byte tensor under ``torch.compile``). CPU: a snapshot of the default generator's
-  state, so the mask, output and gradient are bit-identical to ``nn.Dropout``.
+  int; an 8-byte tensor under ``torch.compile`` and CUDA-graph capture). CPU: a snapshot of the
+  default generator's state, so the mask, output and gradient are bit-identical to ``nn.Dropout``.
+
+On CUDA, ``packed`` and ``seeded`` run in C++ (:mod:`pmexp.dropout.native`: autograd node, seed
+and launch without Python) where the extension builds, else through the Triton kernels; both draw
+the same mask from the same seed. :func:`dropout_add` fuses ``dropout(x) + residual`` (BERT's
+residual branches) into one pass for those two variants.
+
+CUDA graphs (``torch.cuda.graph``, ``make_graphed_callables``, ``torch.compile(mode=
+"reduce-overhead")``): while a stream is capturing, the seed is drawn on the device from the CUDA
+generator's graph-safe Philox state, so every replay draws a fresh mask and ``seeded``'s backward
+reads the forward's seed from the same 8 bytes.
 
 Randomness always comes from torch's default generators, so activation checkpointing (which
 restores them) recomputes the same mask. Edge cases follow torch: in eval mode, at ``p == 0``
@@ -24,10 +34,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pmexp.dropout import traced
+from pmexp.dropout import native, traced
 from pmexp.masks import pack_bits, unpack_bits
 
-__all__ = ["VARIANTS", "dropout", "check_p", "check_variant"]
+__all__ = ["VARIANTS", "dropout", "dropout_add", "check_p", "check_variant"]
 
 VARIANTS = ("standard", "packed_exact", "packed", "seeded")
 
@@ -56,9 +66,11 @@ def _draw_seed(x: torch.Tensor) -> torch.Tensor | int:
     """A Philox seed from torch's default generators (so checkpointing replays it).
 
     Eager: an int from the CPU generator (no device kernel, no sync: ~1/5 of a device draw's
-    launch cost). Traced: a 1-element int64 tensor from the device generator, as Inductor does.
+    launch cost). Traced, or while a CUDA graph is being captured (an int would be baked into the
+    graph and replayed forever): a 1-element int64 tensor from the device generator, whose
+    graph-safe Philox state gives a fresh seed on every replay.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.cuda.is_current_stream_capturing():
         return torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
     return int(torch.empty((), dtype=torch.int64).random_(0, 2**62))
 
@@ -189,6 +201,16 @@ def _uses_kernel(x: torch.Tensor) -> bool:
         return False
 
 
+def _native_kernels(x: torch.Tensor):
+    """The C++ extension where it serves ``x`` (eager CUDA, a kernel dtype), else None."""
+    if x.dtype not in _NATIVE_DTYPES or torch.compiler.is_compiling():
+        return None
+    return native.load()
+
+
+_NATIVE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
 def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str = "packed") -> torch.Tensor:
     """Dropout whose mask is kept in 1 bit per element (or not at all, for ``seeded``).
 
@@ -203,14 +225,21 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str
 
     Raises:
         ValueError: for ``p`` outside [0, 1] or an unknown variant.
+        TypeError: for ``p`` that is not a Python or NumPy real number.
         NotImplementedError: ``seeded`` on a device without the Triton kernels (not CPU or CUDA).
     """
-    p = check_p(p)
-    check_variant(variant)
+    if type(p) is not float or not 0.0 < p < 1.0:  # the common case skips the full check
+        p = check_p(p)
     if variant == "standard":
         return F.dropout(x, p, training)
     if not training or p == 0.0 or x.numel() == 0:
+        check_variant(variant)
         return x
+    if x.is_cuda and (variant == "packed" or variant == "seeded") and p < 1.0:
+        kernels = _native_kernels(x)  # eager CUDA: the whole call in C++
+        if kernels is not None:
+            return kernels.packed(x, p) if variant == "packed" else kernels.seeded(x, p)
+    check_variant(variant)
     if p == 1.0 or not x.is_floating_point():
         return F.dropout(x, p, training)  # torch's zeros (no mask kept) and its dtype errors
     if torch.compiler.is_compiling() and traced.use_traced():  # ops Inductor can fuse and partition
@@ -231,3 +260,27 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str
             "`pip install triton`); use variant='packed_exact' here"
         )
     return _PackedExact.apply(x, p)
+
+
+def dropout_add(
+    x: torch.Tensor, residual: torch.Tensor, p: float = 0.5, training: bool = True, variant: str = "packed"
+) -> torch.Tensor:
+    """``dropout(x, p, training, variant) + residual``, in one pass where the variant allows.
+
+    With the C++ extension, ``packed`` and ``seeded`` read ``x`` and ``residual`` once and write the
+    sum once (torch's two kernels read and write the dropout output in between: 5 passes instead
+    of 3, and the 1-byte mask instead of bits). The result is bit-identical to the unfused
+    ``dropout(x) + residual`` of the same variant and seed (the dropout output is rounded to the
+    dtype before the add, as torch does). Elsewhere (CPU, Triton fallback, ``torch.compile``,
+    which fuses the add itself, ``standard``, ``packed_exact``, broadcasting residuals) it is
+    exactly the unfused expression.
+
+    Shape:
+        ``x`` and ``residual``: the same shape, or shapes that broadcast (then unfused).
+    """
+    if (training and (variant == "packed" or variant == "seeded") and x.is_cuda
+            and type(p) is float and 0.0 < p < 1.0 and x.shape == residual.shape and x.dtype == residual.dtype):
+        kernels = _native_kernels(x)
+        if kernels is not None:
+            return kernels.packed_add(x, residual, p) if variant == "packed" else kernels.seeded_add(x, residual, p)
+    return dropout(x, p, training, variant) + residual

@@ -9,9 +9,12 @@ Two kinds of dropout live in a transformer:
   ``nn.Dropout`` is only read for ``.p``. We register an attention function (and its mask
   function, without which the padding mask silently arrives as None) under ``pmexp_<variant>``
   with transformers' ``AttentionInterface`` / ``AttentionMaskInterface`` and switch the model to
-  it. The function runs the model's own ``eager_attention_forward`` while a narrow
-  ``TorchFunctionMode`` turns its ``F.dropout`` into the variant, so the math stays the
-  model's own and ``packed_exact`` stays bit-identical.
+  it. The function runs the model's own ``eager_attention_forward`` with its ``F.dropout``
+  turned into the variant, so the math stays the model's own and ``packed_exact`` stays
+  bit-identical: in eager mode a copy of that function whose global ``nn`` (or ``F``) has
+  ``functional.dropout`` replaced (no per-op cost); under ``torch.compile``, or where the
+  function reaches dropout another way, a narrow ``TorchFunctionMode`` (a Python hook on every
+  op of the attention block: measured, it costs host time).
 
 SDPA models are routed too (``pmexp_sdpa_<variant>``): SDPA's fused CUDA kernels keep no mask
 (Philox replay), so wherever SDPA picks one the call goes to SDPA unchanged; where it would fall
@@ -25,8 +28,11 @@ interface (Longformer) are reported as not covered.
 
 from __future__ import annotations
 
+import dis
+import functools
 import logging
 import sys
+import types
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,6 +45,7 @@ from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
 from pmexp.dropout.functional import check_variant, dropout
+from pmexp.dropout.fusion import fuse_residual_dropout, unfuse_residual_dropout
 from pmexp.dropout.module import PackedDropout
 
 __all__ = [
@@ -71,6 +78,7 @@ class SurgeryReport:
     attention_implementation: str | None = None
     attention_covered: bool = False
     attention_reason: str = ""
+    fused_residual: list[str] = field(default_factory=list)
 
     @property
     def replaced(self) -> int:
@@ -81,7 +89,8 @@ class SurgeryReport:
 
     def __str__(self) -> str:
         covered = "covered" if self.attention_covered else "not covered"
-        return (f"pmexp surgery ({self.variant}): {self.replaced} dropout modules replaced; "
+        fused = f" ({len(self.fused_residual)} fused with their residual add)" if self.fused_residual else ""
+        return (f"pmexp surgery ({self.variant}): {self.replaced} dropout modules replaced{fused}; "
                 f"attention dropout {covered}: {self.attention_reason}")
 
 
@@ -118,6 +127,59 @@ def _routed(variant: str, input, p: float = 0.5, training: bool = True, inplace:
     return dropout(input, p, training, variant)
 
 
+class _FunctionalShim:
+    """``torch.nn.functional`` with ``dropout`` replaced by a variant (every other name passes through)."""
+
+    def __init__(self, variant: str) -> None:
+        self.dropout = functools.partial(_routed, variant)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(F, name)
+
+
+class _NnShim:
+    """``torch.nn`` whose ``functional`` is a :class:`_FunctionalShim`."""
+
+    def __init__(self, variant: str) -> None:
+        self.functional = _FunctionalShim(variant)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(nn, name)
+
+
+def _dropout_globals(function: Callable) -> list[str] | None:
+    """The global names through which ``function`` calls dropout: ``nn`` (``nn.functional.dropout``)
+    or ``F`` (``F.dropout``); None when a call reaches it any other way (or none does)."""
+    ops = list(dis.get_instructions(function))
+    names = []
+    for i, op in enumerate(ops):
+        if op.opname not in ("LOAD_ATTR", "LOAD_METHOD") or op.argval != "dropout":
+            continue
+        chain, j = [], i - 1
+        while j >= 0 and ops[j].opname in ("LOAD_ATTR", "LOAD_METHOD"):
+            chain.append(ops[j].argval)
+            j -= 1
+        root = function.__globals__.get(ops[j].argval) if j >= 0 and ops[j].opname == "LOAD_GLOBAL" else None
+        if not ((root is nn and chain == ["functional"]) or (root is F and not chain)):
+            return None
+        names.append(ops[j].argval)
+    return names or None
+
+
+@functools.cache
+def _rebound_attention(eager: Callable, variant: str) -> Callable | None:
+    """A copy of ``eager`` whose dropout is the variant's, or None where it cannot be rebound safely."""
+    names = _dropout_globals(eager)
+    if names is None:
+        return None
+    scope = dict(eager.__globals__)
+    for name in set(names):
+        scope[name] = _NnShim(variant) if scope[name] is nn else _FunctionalShim(variant)
+    copy = types.FunctionType(eager.__code__, scope, eager.__name__, eager.__defaults__, eager.__closure__)
+    copy.__kwdefaults__ = eager.__kwdefaults__
+    return copy
+
+
 def _eager_attention_of(module: nn.Module) -> Callable | None:
     """The ``eager_attention_forward`` of the file that defines ``module``'s class."""
     return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
@@ -133,6 +195,10 @@ def _make_attention_function(variant: str, base: str = "eager") -> Callable:
             )
         if not dropout:
             return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
+        if not torch.compiler.is_compiling():
+            rebound = _rebound_attention(eager, variant)
+            if rebound is not None:
+                return rebound(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         with _RouteDropout(variant):
             return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
 
@@ -261,13 +327,18 @@ def _replace_dropout_modules(model: nn.Module, variant: str) -> list[str]:
     return swap_modules(model, lambda module, parent: isinstance(module, nn.Dropout), build)
 
 
-def apply(model: nn.Module, variant: str, targets: Sequence[str] = TARGETS) -> SurgeryReport:
+def apply(
+    model: nn.Module, variant: str, targets: Sequence[str] = TARGETS, fuse_residual: bool = True
+) -> SurgeryReport:
     """Route ``model``'s dropout through ``variant``, in place.
 
     Args:
         model: any ``nn.Module``; transformers models also get their attention dropout routed.
         variant: one of :data:`pmexp.dropout.VARIANTS` (``standard`` leaves torch's dropout).
         targets: ``"hidden"`` (``nn.Dropout`` modules) and/or ``"attention"``.
+        fuse_residual: for ``packed`` and ``seeded`` with ``hidden`` targeted, run BERT-style
+            ``dropout(dense(x)) + residual`` blocks as one dropout-add pass
+            (:mod:`pmexp.dropout.fusion`; same numbers, fewer bytes and launches). Default: True.
 
     Returns:
         A :class:`SurgeryReport`: modules replaced, whether attention dropout is covered, why.
@@ -286,6 +357,10 @@ def apply(model: nn.Module, variant: str, targets: Sequence[str] = TARGETS) -> S
     report = SurgeryReport(variant, targets)
     if "hidden" in targets:
         report.modules = _replace_dropout_modules(model, variant)
+    if fuse_residual and "hidden" in targets and variant in ("packed", "seeded"):
+        report.fused_residual = fuse_residual_dropout(model)
+    else:
+        unfuse_residual_dropout(model)
     if "attention" in targets:
         impl, covered, why = _route_attention(model, variant)
         report.attention_implementation, report.attention_covered, report.attention_reason = impl, covered, why

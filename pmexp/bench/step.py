@@ -1,0 +1,296 @@
+"""End-to-end training steps, host cost per call and per-op times of every dropout variant, interleaved.
+
+    python -m pmexp.bench step --out runs/bench-step                       # everything (GPU, ~8 min)
+    python -m pmexp.bench step --parts host op                             # the two micro tables only
+    python -m pmexp.bench step --cells bert_large_512 --modes eager graphed --reps 7
+
+Why interleaved: on the H200 two runs of the same step in one process differed by 13%, so variants
+are never compared across runs. Each variant gets its own copy of the model (same weights, same
+batch), and the timing loop goes standard, packed, seeded, ... , standard, packed, ... for
+``--reps`` rounds of ``--steps`` steps; the throughput ratio of a variant is taken per round against
+that round's standard and reported as median [min, max] over rounds. A step is forward, backward
+and AdamW, timed by wall clock with a device sync at its end. Modes: ``eager``; ``compiled``
+(``torch.compile`` of the model); ``graphed`` (the whole step captured as one CUDA graph and
+replayed: no host cost at all, so what is left is the kernels).
+
+``host``: host microseconds per call on a 4096-element tensor, where the GPU keeps up, so the time
+is what Python and the launch cost (forward; forward + sum + backward), for torch's ``F.dropout``,
+each variant's C++ path and its Triton path. ``op``: 201M elements (TinyBERT B64 S512's attention
+probabilities), fp32 and bf16: one call timed with CUDA events (launch included) and the median of
+a back-to-back loop (``triton.testing.do_bench``), forward and backward.
+Writes ``step.json`` / ``step.md`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from pmexp.bench.dropout import report
+from pmexp.dropout import apply, dropout, native
+from pmexp.dropout import functional as fn
+from pmexp.envinfo import env_info
+
+__all__ = ["CELLS", "run", "main"]
+
+VARIANTS = ("standard", "packed", "seeded", "packed_exact")
+MODES = ("eager", "compiled", "graphed")
+_BERT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
+CELLS = {  # name: (BertConfig keywords, dtype, seq_len, batch, attention)
+    "minilm_mrpc": (dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+                    torch.float32, 128, 32, "eager"),  # the fidelity preset's shape (fp32, seq 128, B32)
+    "tinybert_512": (dict(hidden_size=312, num_hidden_layers=4, num_attention_heads=12, intermediate_size=1200),
+                     torch.bfloat16, 512, 64, "eager"),
+    "bert_large_512": (_BERT_LARGE, torch.bfloat16, 512, 16, "eager"),
+    "bert_large_512_sdpa": (_BERT_LARGE, torch.bfloat16, 512, 16, "sdpa"),
+    "bert_large_2048": (_BERT_LARGE, torch.bfloat16, 2048, 4, "eager"),
+}
+
+
+def _sync_time(fn: Callable[[], object], n: int) -> float:
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / n
+
+
+def _build_model(cell: str, variant: str):
+    import transformers
+
+    config_kw, dtype, seq, batch, attention = CELLS[cell]
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=30522, max_position_embeddings=max(512, seq),
+                                     attn_implementation=attention, **config_kw)
+    with torch.device("cuda"):  # initialised on the GPU: seconds instead of a CPU init of 335M parameters
+        model = transformers.BertForSequenceClassification(config).train()
+    apply(model, variant)
+    g = torch.Generator(device="cuda").manual_seed(1)
+    inputs = dict(input_ids=torch.randint(1000, 30000, (batch, seq), device="cuda", generator=g),
+                  attention_mask=torch.ones(batch, seq, dtype=torch.long, device="cuda"),
+                  labels=torch.randint(0, 2, (batch,), device="cuda", generator=g))
+    return model, inputs, dtype
+
+
+def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
+    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up)."""
+    model, inputs, dtype = _build_model(cell, variant)
+    autocast = dtype != torch.float32
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
+                                  foreach=True)
+    forward = torch.compile(model) if mode == "compiled" else model
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=dtype, enabled=autocast, cache_enabled=mode != "graphed"):
+            loss = forward(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=mode != "graphed")
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up (and compilation) off the default stream, as capture requires
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    if mode != "graphed":
+        return step
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def _ratio_stats(ratios: list[float]) -> dict:
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "n": len(ratios)}
+
+
+def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int = 8) -> list[dict]:
+    """Interleave the variants' steps; one row per variant with its throughput and ratio to standard."""
+    _, _, seq, batch, _ = CELLS[cell]
+    runners, peaks = {}, {}
+    torch._dynamo.reset()  # once per cell: a reset between variants would recompile the earlier ones
+    for variant in variants:
+        runners[variant] = make_step(cell, variant, mode)
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        runners[variant]()
+        torch.cuda.synchronize()
+        peaks[variant] = (torch.cuda.max_memory_allocated() - before) / 2**20
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(reps):
+        for variant in variants:  # A B C D A B C D ...
+            times[variant].append(_sync_time(runners[variant], steps))
+    rows = []
+    for variant in variants:
+        ratios = [s / t for s, t in zip(times["standard"], times[variant], strict=True)]
+        median_s = statistics.median(times[variant])
+        rows.append({"cell": cell, "mode": mode, "variant": variant, "seq_len": seq, "batch": batch,
+                     "step_ms_median": median_s * 1e3, "seq_s": batch / median_s,
+                     "ratio_vs_standard": _ratio_stats(ratios), "step_peak_above_resident_mb": peaks[variant]})
+    del runners
+    torch.cuda.empty_cache()
+    return rows
+
+
+def _triton_only(function: Callable) -> Callable:
+    def call(*args):
+        saved = fn._native_kernels
+        fn._native_kernels = lambda x: None
+        try:
+            return function(*args)
+        finally:
+            fn._native_kernels = saved
+
+    return call
+
+
+def host_table(n: int = 4096, calls: int = 3000) -> list[dict]:
+    """Host microseconds per call (forward; forward + sum + backward) on a tensor small enough that
+    the GPU keeps up."""
+    x = torch.randn(n, device="cuda", requires_grad=True)
+    paths = {"F.dropout": lambda v: F.dropout(v, 0.1, True)}
+    for variant in ("packed", "seeded"):
+        paths[f"{variant} (native)"] = lambda v, variant=variant: dropout(v, 0.1, True, variant)
+        paths[f"{variant} (triton)"] = _triton_only(lambda v, variant=variant: dropout(v, 0.1, True, variant))
+    paths["packed_exact"] = lambda v: dropout(v, 0.1, True, "packed_exact")
+    rows = []
+    for name, path in paths.items():
+        if "native" in name and native.load() is None:
+            continue
+        for _ in range(200):
+            path(x).sum().backward()
+        forward_us = _sync_time(lambda path=path: path(x), calls) * 1e6
+        both_us = _sync_time(lambda path=path: path(x).sum().backward(), calls) * 1e6
+        rows.append({"path": name, "numel": n, "forward_us": forward_us, "forward_backward_us": both_us})
+    base = rows[0]
+    for row in rows:
+        row["forward_vs_F"] = row["forward_us"] / base["forward_us"]
+        row["forward_backward_vs_F"] = row["forward_backward_us"] / base["forward_backward_us"]
+    return rows
+
+
+def _event_ms(fn: Callable[[], object], repeats: int = 15) -> float:
+    """Median of single calls timed with CUDA events: the launch is inside the measurement."""
+    samples = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end))
+    return statistics.median(samples)
+
+
+def _op_rows(dtype: torch.dtype, n: int, p: float) -> list[dict]:
+    from triton.testing import do_bench
+
+    x = torch.randn(n, device="cuda", dtype=dtype, requires_grad=True)
+    grad = torch.randn_like(x)
+    paths = {"native torch": lambda: torch.ops.aten.native_dropout(x, p, True)}
+    if native.load() is not None:
+        paths["packed (native)"] = lambda: dropout(x, p, True, "packed")
+        paths["seeded (native)"] = lambda: dropout(x, p, True, "seeded")
+    paths["packed (triton)"] = _triton_only(lambda: dropout(x, p, True, "packed"))
+    rows = []
+    for name, forward in paths.items():
+        out = forward()
+        if name == "native torch":
+            def backward(mask=out[1]):
+                return torch.ops.aten.native_dropout_backward(grad, mask, 1 / (1 - p))
+        else:
+            def backward(y=out):
+                return torch.autograd.grad(y, x, grad, retain_graph=True)
+        rows.append({"path": name, "dtype": str(dtype).removeprefix("torch."), "numel": n,
+                     "fwd_single_ms": _event_ms(forward), "fwd_loop_ms": do_bench(forward, return_mode="median"),
+                     "bwd_single_ms": _event_ms(backward), "bwd_loop_ms": do_bench(backward, return_mode="median")})
+    return rows
+
+
+def op_table(n: int = 201_326_592, p: float = 0.1) -> list[dict]:
+    """Forward and backward of one dropout on ``n`` elements: single call (events) and loop median."""
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        rows += _op_rows(dtype, n, p)
+        torch.cuda.empty_cache()
+    return rows
+
+def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict, args: dict) -> str:
+    lines = [f"Dropout step benchmark on {env['device_name']} (torch {env['torch']}, triton {env['triton']}, "
+             f"transformers {env['transformers']}, commit {env['pmexp_commit']}, "
+             f"backend {native.backend()}); settings {args}.", ""]
+    if steps:
+        lines += ["Steps, variants interleaved; ratio = standard's step time / the variant's, per round: median "
+                  "[min, max].", "", "| cell | mode | variant | step ms | seq/s | ratio vs standard | step peak MB |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in steps:
+            q = r["ratio_vs_standard"]
+            lines.append(f"| {r['cell']} | {r['mode']} | {r['variant']} | {r['step_ms_median']:.2f} | "
+                         f"{r['seq_s']:.1f} | {q['median']:.3f} [{q['min']:.3f}, {q['max']:.3f}] | "
+                         f"{r['step_peak_above_resident_mb']:,.0f} |")
+        lines.append("")
+    if host:
+        lines += ["Host cost per call (4096 elements; GPU keeps up).", "",
+                  "| path | forward us | fwd+sum+bwd us | forward vs F.dropout | fwd+bwd vs F.dropout |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['path']} | {r['forward_us']:.1f} | {r['forward_backward_us']:.1f} | {r['forward_vs_F']:.2f} | "
+                  f"{r['forward_backward_vs_F']:.2f} |" for r in host]
+        lines.append("")
+    if ops:
+        lines += ["Per op: single call with CUDA events (launch included) / median of a back-to-back loop.", "",
+                  "| path | dtype | numel | fwd single ms | fwd loop ms | bwd single ms | bwd loop ms |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['path']} | {r['dtype']} | {r['numel']:,} | {r['fwd_single_ms']:.3f} | "
+                  f"{r['fwd_loop_ms']:.3f} | {r['bwd_single_ms']:.3f} | {r['bwd_loop_ms']:.3f} |" for r in ops]
+    return "\n".join(lines) + "\n"
+
+
+def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=VARIANTS, reps: int = 5,
+        steps: int = 8, out: Path | None = None) -> dict:
+    """Run the chosen parts; print Markdown and write ``step.json`` / ``step.md`` under ``out``."""
+    if not torch.cuda.is_available():
+        raise SystemExit("pmexp.bench step needs a CUDA device")
+    env = {**env_info(), "dropout_backend": native.backend(), "native_why_not": native.why_not()}
+    host = host_table() if "host" in parts else []
+    ops = op_table() if "op" in parts else []
+    rows = []
+    for cell in cells if "step" in parts else ():
+        for mode in modes:
+            try:
+                rows += run_cell(cell, mode, variants, reps, steps)
+            except torch.OutOfMemoryError as error:
+                rows.append({"cell": cell, "mode": mode, "error": f"OOM: {error}"[:200]})
+                torch.cuda.empty_cache()
+            print(f"done {cell} {mode}", flush=True)
+            if out is not None:  # keep what was measured if a later cell dies
+                report([{"host": host, "op": ops, "step": [r for r in rows if "error" not in r]}], "", env, out, "step")
+    done = [r for r in rows if "error" not in r]
+    settings = {"reps": reps, "steps": steps, "variants": list(variants)}
+    table = to_markdown(done, host, ops, env, settings)
+    report([{"host": host, "op": ops, "step": rows, "settings": settings}], table, env, out, "step")
+    return {"host": host, "op": ops, "step": rows}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pmexp.bench step", description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["host", "op", "step"], choices=["host", "op", "step"])
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if "standard" not in args.variants:
+        parser.error("--variants must include standard (ratios are taken against it)")
+    run(args.parts, args.cells, args.modes, args.variants, args.reps, args.steps, args.out)

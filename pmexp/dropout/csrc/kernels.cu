@@ -1,0 +1,167 @@
+// PM-Drop CUDA kernels, the same random stream as the Triton kernels (pmexp/dropout/kernels.py).
+//
+// Element e lies in tile t = e / 4096; within the tile, chunk j = (e % 4096) / 1024 takes output
+// j of Philox-4x32-10 at counter c0 = t * 1024 + e % 1024 (c1 = c2 = c3 = 0, key = the 64-bit
+// seed), kept when (r >> 1) >= threshold as 31-bit integers. Same seed, same mask as Triton's
+// tl.randint4x, so the two backends are interchangeable and tested against each other.
+//
+// This file includes no torch header (it compiles in seconds); pmdrop.cpp launches it.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+namespace pmdrop {
+
+constexpr int kTile = 4096;
+constexpr int kCounters = kTile / 4;  // Philox calls per tile
+constexpr int kThreads = 256;         // a thread: 4 counters x 4 outputs = 16 elements of a tile
+
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ double to_f(double v) { return v; }
+
+template <typename T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ double from_d(double v) { return v; }
+
+// x * scale in the compute type (fp32; fp64 for double, with the scale rounded to fp32 as Triton does),
+// rounded to T: exactly what the Triton kernel stores.
+template <typename T> __device__ __forceinline__ T scaled(T x, float scale) { return from_f<T>(to_f(x) * scale); }
+template <> __device__ __forceinline__ double scaled<double>(double x, float scale) { return x * (double)scale; }
+// a + b rounded to T, as torch's add computes it (fp32 for half types).
+template <typename T> __device__ __forceinline__ T add(T a, T b) { return from_f<T>(to_f(a) + to_f(b)); }
+template <> __device__ __forceinline__ double add<double>(double a, double b) { return a + b; }
+
+struct Philox4 {
+  uint32_t r[4];
+};
+
+__device__ __forceinline__ Philox4 philox(uint32_t c0, uint64_t seed) {
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  uint32_t c1 = 0, c2 = 0, c3 = 0;
+#pragma unroll
+  for (int i = 0; i < 10; ++i) {
+    const uint32_t a0 = c0, a2 = c2;
+    c0 = __umulhi(0xCD9E8D57u, a2) ^ c1 ^ k0;
+    c2 = __umulhi(0xD2511F53u, a0) ^ c3 ^ k1;
+    c1 = 0xCD9E8D57u * a2;
+    c3 = 0xD2511F53u * a0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return {{c0, c1, c2, c3}};
+}
+
+// y = keep ? x * scale : 0 (+ residual when ADD); the keep bits packed 8 per byte when STORE.
+// seed_ptr, when given, holds the seed on the device (CUDA-graph capture: a fresh seed per replay).
+template <typename T, bool STORE, bool ADD>
+__global__ void __launch_bounds__(kThreads)
+    forward_kernel(const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ y,
+                   uint8_t* __restrict__ bits, int64_t n, const int64_t* __restrict__ seed_ptr, uint64_t seed,
+                   int32_t threshold, float scale) {
+  if (seed_ptr != nullptr) seed = (uint64_t)(*seed_ptr);
+  const int64_t tile = blockIdx.x;
+  const int64_t base = tile * kTile;
+#pragma unroll
+  for (int i = 0; i < kCounters / kThreads; ++i) {
+    const int k = i * kThreads + threadIdx.x;
+    const Philox4 rnd = philox((uint32_t)(tile * kCounters + k), seed);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t e = base + j * kCounters + k;
+      const bool inb = e < n;
+      const bool keep = inb && (int32_t)(rnd.r[j] >> 1) >= threshold;
+      if (inb) {
+        T out = keep ? scaled<T>(x[e], scale) : T(0.0f);
+        if (ADD) out = add<T>(out, residual[e]);
+        y[e] = out;
+      }
+      if (STORE) {
+        // 32 lanes hold 32 consecutive elements (e - lane is a multiple of 32): one 4-byte store.
+        const unsigned word = __ballot_sync(0xffffffffu, keep);
+        if ((threadIdx.x & 31) == 0 && inb) {
+          if (e + 32 <= n) {
+            *reinterpret_cast<uint32_t*>(bits + e / 8) = word;
+          } else {
+            for (int b = 0; b < 4 && e + 8 * b < n; ++b) bits[e / 8 + b] = (uint8_t)(word >> (8 * b));
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+struct alignas(8 * sizeof(T)) Vec8 {
+  T v[8];
+};
+
+// dx = keep ? grad * scale : 0 with keep read from the bits; one byte (8 elements) per thread.
+template <typename T, bool VEC>
+__global__ void backward_kernel(const T* __restrict__ grad, T* __restrict__ dx, const uint8_t* __restrict__ bits,
+                                int64_t n, float scale) {
+  const int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  const int64_t e0 = b * 8;
+  if (e0 >= n) return;
+  const uint32_t byte = bits[b];
+  if (VEC && e0 + 8 <= n) {
+    const Vec8<T> g = reinterpret_cast<const Vec8<T>*>(grad)[b];
+    Vec8<T> out;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) out.v[i] = ((byte >> i) & 1u) ? scaled<T>(g.v[i], scale) : T(0.0f);
+    reinterpret_cast<Vec8<T>*>(dx)[b] = out;
+  } else {
+    for (int i = 0; i < 8 && e0 + i < n; ++i) dx[e0 + i] = ((byte >> i) & 1u) ? scaled<T>(grad[e0 + i], scale) : T(0.0f);
+  }
+}
+
+// dtype codes shared with pmdrop.cpp: 0 float32, 1 float16, 2 bfloat16, 3 float64.
+template <typename F>
+void by_dtype(int dtype, F&& f) {
+  switch (dtype) {
+    case 0: f(float{}); break;
+    case 1: f(__half{}); break;
+    case 2: f(__nv_bfloat16{}); break;
+    default: f(double{}); break;
+  }
+}
+
+void launch_forward(int dtype, const void* x, const void* residual, void* y, uint8_t* bits, int64_t n,
+                    const int64_t* seed_ptr, uint64_t seed, int32_t threshold, float scale, cudaStream_t stream) {
+  const unsigned grid = (unsigned)((n + kTile - 1) / kTile);
+  by_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const T* xs = static_cast<const T*>(x);
+    const T* rs = static_cast<const T*>(residual);
+    T* ys = static_cast<T*>(y);
+    if (bits != nullptr && rs != nullptr)
+      forward_kernel<T, true, true><<<grid, kThreads, 0, stream>>>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale);
+    else if (bits != nullptr)
+      forward_kernel<T, true, false><<<grid, kThreads, 0, stream>>>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale);
+    else if (rs != nullptr)
+      forward_kernel<T, false, true><<<grid, kThreads, 0, stream>>>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale);
+    else
+      forward_kernel<T, false, false><<<grid, kThreads, 0, stream>>>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale);
+  });
+}
+
+void launch_backward(int dtype, const void* grad, void* dx, const uint8_t* bits, int64_t n, float scale,
+                     cudaStream_t stream) {
+  const int threads = 256;
+  const unsigned grid = (unsigned)(((n + 7) / 8 + threads - 1) / threads);
+  by_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const uintptr_t align = 8 * sizeof(T);
+    const bool vec = ((uintptr_t)grad % align == 0) && ((uintptr_t)dx % align == 0);
+    if (vec)
+      backward_kernel<T, true><<<grid, threads, 0, stream>>>(static_cast<const T*>(grad), static_cast<T*>(dx), bits, n, scale);
+    else
+      backward_kernel<T, false><<<grid, threads, 0, stream>>>(static_cast<const T*>(grad), static_cast<T*>(dx), bits, n, scale);
+  });
+}
+
+}  // namespace pmdrop

@@ -1,0 +1,195 @@
+// PM-Drop's eager CUDA path in C++: the autograd node, the seed draw and the launch, so one
+// dropout call costs about what torch's own does on the host (a Python autograd.Function plus
+// Triton's launcher cost ~4x that). Built on first use by pmexp/dropout/native.py.
+//
+// Randomness: outside CUDA-graph capture the seed is drawn from torch's default CPU generator
+// exactly as the Python path draws it (random64() % 2**62: the same value, the same generator
+// advance), so both backends give the same mask and activation checkpointing, which restores
+// that generator, replays it. Under capture a Python int would be baked into the graph; there the
+// seed is an 8-byte device tensor drawn by randint from the CUDA generator, whose graph-safe
+// Philox state gives a fresh seed on every replay, and the kernels read it from memory.
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/extension.h>
+
+#include <cmath>
+#include <mutex>
+
+namespace pmdrop {
+void launch_forward(int dtype, const void* x, const void* residual, void* y, uint8_t* bits, int64_t n,
+                    const int64_t* seed_ptr, uint64_t seed, int32_t threshold, float scale, cudaStream_t stream);
+void launch_backward(int dtype, const void* grad, void* dx, const uint8_t* bits, int64_t n, float scale,
+                     cudaStream_t stream);
+}  // namespace pmdrop
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+int dtype_code(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return 0;
+    case at::kHalf: return 1;
+    case at::kBFloat16: return 2;
+    case at::kDouble: return 3;
+    default: TORCH_CHECK(false, "pmexp native dropout: unsupported dtype ", t.scalar_type());
+  }
+  return -1;
+}
+
+int32_t keep_threshold(double p) {  // as pmexp.dropout.kernels.keep_threshold
+  return (int32_t)std::min<int64_t>(std::llround(p * 2147483648.0), 2147483647);
+}
+
+float scale_of(double p) { return (float)(1.0 / (1.0 - p)); }
+
+struct Seed {
+  int64_t value = 0;
+  at::Tensor tensor;  // defined under CUDA-graph capture
+  const int64_t* ptr() const { return tensor.defined() ? tensor.const_data_ptr<int64_t>() : nullptr; }
+};
+
+Seed draw_seed(const at::Tensor& x) {
+  Seed seed;
+  if (c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) {
+    seed.tensor = at::randint(0, int64_t(1) << 62, {1}, x.options().dtype(at::kLong));
+    return seed;
+  }
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  const uint64_t r = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+  seed.value = (int64_t)(r % (uint64_t(1) << 62));  // torch's random_(0, 2**62) on int64
+  return seed;
+}
+
+// y (and the bits when store_bits); x and residual contiguous, of one shape and dtype.
+std::pair<at::Tensor, at::Tensor> forward_impl(const at::Tensor& x, const at::Tensor* residual, const Seed& seed,
+                                               double p, bool store_bits) {
+  const int64_t n = x.numel();
+  at::Tensor y = at::empty(x.sizes(), x.options());
+  at::Tensor bits = at::empty({store_bits ? (n + 7) / 8 : 0}, x.options().dtype(at::kByte));
+  if (n > 0) {
+    pmdrop::launch_forward(dtype_code(x), x.const_data_ptr(), residual ? residual->const_data_ptr() : nullptr,
+                           y.data_ptr(), store_bits ? bits.data_ptr<uint8_t>() : nullptr, n, seed.ptr(),
+                           (uint64_t)seed.value, keep_threshold(p), scale_of(p),
+                           c10::cuda::getCurrentCUDAStream().stream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  return {y, bits};
+}
+
+at::Tensor backward_impl(const at::Tensor& grad_in, const at::Tensor& bits, double p) {
+  at::Tensor grad = grad_in.contiguous();
+  at::Tensor dx = at::empty(grad.sizes(), grad.options());
+  const int64_t n = grad.numel();
+  if (n > 0) {
+    pmdrop::launch_backward(dtype_code(grad), grad.const_data_ptr(), dx.data_ptr(), bits.const_data_ptr<uint8_t>(),
+                            n, scale_of(p), c10::cuda::getCurrentCUDAStream().stream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  return dx;
+}
+
+at::Tensor seeded_grad(const at::Tensor& grad_in, AutogradContext* ctx) {
+  Seed seed;
+  seed.value = ctx->saved_data["seed"].toInt();
+  const auto saved = ctx->get_saved_variables();
+  if (!saved.empty()) seed.tensor = saved[0];
+  return forward_impl(grad_in.contiguous(), nullptr, seed, ctx->saved_data["p"].toDouble(), false).first;
+}
+
+// packed: the mask kept as bits. With a residual (dropout(x) + residual in one pass), the residual's
+// gradient is the incoming gradient itself.
+struct Packed : public torch::autograd::Function<Packed> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& residual, double p) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    const at::Tensor xc = x.contiguous();
+    const at::Tensor rc = residual.defined() ? residual.contiguous() : residual;
+    auto [y, bits] = forward_impl(xc, rc.defined() ? &rc : nullptr, draw_seed(x), p, true);
+    ctx->save_for_backward({bits});
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["res"] = residual.defined();
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const c10::cuda::CUDAGuard guard(grads[0].device());
+    at::Tensor dx = backward_impl(grads[0], ctx->get_saved_variables()[0], ctx->saved_data["p"].toDouble());
+    return {dx, ctx->saved_data["res"].toBool() ? grads[0] : at::Tensor(), at::Tensor()};
+  }
+};
+
+// seeded: keeps the seed (an int; under graph capture its 8-byte device tensor) and draws again.
+struct Seeded : public torch::autograd::Function<Seeded> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& residual, double p) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    const at::Tensor xc = x.contiguous();
+    const at::Tensor rc = residual.defined() ? residual.contiguous() : residual;
+    Seed seed = draw_seed(x);
+    at::Tensor y = forward_impl(xc, rc.defined() ? &rc : nullptr, seed, p, false).first;
+    if (seed.tensor.defined()) ctx->save_for_backward({seed.tensor});
+    ctx->saved_data["seed"] = seed.value;
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["res"] = residual.defined();
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const c10::cuda::CUDAGuard guard(grads[0].device());
+    at::Tensor dx = seeded_grad(grads[0], ctx);
+    return {dx, ctx->saved_data["res"].toBool() ? grads[0] : at::Tensor(), at::Tensor()};
+  }
+};
+
+void check_inputs(const at::Tensor& x, const at::Tensor& residual, double p) {
+  TORCH_CHECK(x.is_cuda(), "pmexp native dropout: expected a CUDA tensor");
+  TORCH_CHECK(p > 0.0 && p < 1.0, "pmexp native dropout: p must lie in (0, 1), got ", p);
+  if (residual.defined()) {
+    TORCH_CHECK(residual.sizes() == x.sizes() && residual.scalar_type() == x.scalar_type() &&
+                    residual.device() == x.device(),
+                "pmexp native dropout_add: residual must match x in shape, dtype and device");
+  }
+}
+
+at::Tensor packed(const at::Tensor& x, double p) {
+  check_inputs(x, at::Tensor(), p);
+  return Packed::apply(x, at::Tensor(), p);
+}
+at::Tensor seeded(const at::Tensor& x, double p) {
+  check_inputs(x, at::Tensor(), p);
+  return Seeded::apply(x, at::Tensor(), p);
+}
+at::Tensor packed_add(const at::Tensor& x, const at::Tensor& residual, double p) {
+  check_inputs(x, residual, p);
+  return Packed::apply(x, residual, p);
+}
+at::Tensor seeded_add(const at::Tensor& x, const at::Tensor& residual, double p) {
+  check_inputs(x, residual, p);
+  return Seeded::apply(x, residual, p);
+}
+
+// The raw kernels with an explicit seed, for tests against the Triton kernels.
+std::pair<at::Tensor, at::Tensor> raw_forward(const at::Tensor& x, int64_t seed_value, double p, bool store_bits) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  Seed seed;
+  seed.value = seed_value;
+  return forward_impl(x.contiguous(), nullptr, seed, p, store_bits);
+}
+at::Tensor raw_backward(const at::Tensor& grad, const at::Tensor& bits, double p) {
+  const c10::cuda::CUDAGuard guard(grad.device());
+  return backward_impl(grad, bits, p);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "PM-Drop CUDA dropout with its autograd node in C++ (pmexp.dropout.native)";
+  m.def("packed", &packed, "packed dropout: the mask kept as bits");
+  m.def("seeded", &seeded, "seeded dropout: the mask drawn again from its seed in backward");
+  m.def("packed_add", &packed_add, "packed dropout(x) + residual in one pass");
+  m.def("seeded_add", &seeded_add, "seeded dropout(x) + residual in one pass");
+  m.def("raw_forward", &raw_forward, "(y, bits) from an explicit seed (tests)");
+  m.def("raw_backward", &raw_backward, "grad * keep / (1 - p) from bits (tests)");
+}

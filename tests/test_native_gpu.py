@@ -1,0 +1,175 @@
+"""The C++/CUDA path (pmexp.dropout.native) against the Triton kernels, dropout-add, and CUDA graphs.
+
+GPU only (skipped elsewhere). The native and Triton kernels draw the same stream from the same seed,
+so every comparison here is bit for bit; CUDA-graph tests check a fresh mask per replay and a backward
+that uses the forward's mask, for both backends.
+"""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pmexp.dropout import PackedDropout, apply, dropout, dropout_add, native
+from pmexp.dropout import functional as fn
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
+SIZES = [1, 7, 31, 33, 4095, 4097, 100_003, 1 << 20]
+
+
+@pytest.fixture(scope="module")
+def ext():
+    module = native.load()
+    if module is None:
+        pytest.fail(f"the native extension did not build here: {native.why_not()}")
+    return module
+
+
+def triton_kernels():
+    from pmexp.dropout import kernels
+
+    return kernels
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_native_kernels_equal_triton(ext, dtype, n, p):
+    x = torch.randn(n, device="cuda").to(dtype)
+    g = torch.randn(n, device="cuda").to(dtype)
+    y, bits = ext.raw_forward(x, 1234567, p, True)
+    y_t, bits_t = triton_kernels().forward(x, 1234567, p, True)
+    assert torch.equal(y, y_t) and torch.equal(bits, bits_t)
+    assert torch.equal(ext.raw_backward(g, bits, p), triton_kernels().backward(g, bits, p))
+
+
+def forward_backward(function, x, seed):
+    x = x.detach().clone().requires_grad_(True)
+    torch.manual_seed(seed)
+    y = function(x)
+    y.backward(torch.arange(y.numel(), device="cuda", dtype=y.dtype).view_as(y) % 7 - 3)
+    return y.detach(), x.grad
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_native_autograd_equals_triton_path(ext, variant, dtype):
+    """Same torch seed, same CPU generator draw: the native and Triton paths give the same output and gradient,
+    on a non-contiguous input with a non-contiguous gradient."""
+    x = torch.randn(64, 96, device="cuda").to(dtype).t()
+    triton_fn = fn._FusedPacked.apply if variant == "packed" else fn._SeededCuda.apply
+    y_t, g_t = forward_backward(lambda v: triton_fn(v, 0.3), x, seed=5)
+    y_n, g_n = forward_backward(lambda v: dropout(v, 0.3, True, variant), x, seed=5)
+    assert torch.equal(y_n, y_t) and torch.equal(g_n, g_t)
+    assert torch.equal(g_n != 0, y_n != 0)  # backward uses the forward's mask
+
+
+@pytest.mark.parametrize("variant", ["standard", "packed_exact", "packed", "seeded"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_add_equals_unfused(ext, variant, dtype):
+    x = torch.randn(8, 128, 64, device="cuda").to(dtype).requires_grad_(True)
+    r = torch.randn(8, 128, 64, device="cuda").to(dtype).requires_grad_(True)
+    g = torch.randn(8, 128, 64, device="cuda").to(dtype)
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(11)
+        out = dropout_add(x, r, 0.2, True, variant) if fused else dropout(x, 0.2, True, variant) + r
+        dx, dr = torch.autograd.grad(out, (x, r), g)
+        results.append((out, dx, dr))
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_native_is_what_runs(ext):
+    assert native.backend() == "native"
+
+
+def graphed_masks(module, x, replays=4):
+    """Replay a graphed dropout; per replay the output's zero pattern and the gradient's."""
+    graphed = torch.cuda.make_graphed_callables(module, (x,))
+    outs = []
+    for _ in range(replays):
+        xi = x.detach().clone().requires_grad_(True)
+        y = graphed(xi)
+        y.backward(torch.ones_like(y))
+        outs.append(((y != 0).clone(), (xi.grad != 0).clone()))
+    return outs
+
+
+@pytest.mark.parametrize("variant", ["standard", "packed_exact", "packed", "seeded"])
+@pytest.mark.parametrize("backend", ["native", "triton"])
+def test_cuda_graph_replays_draw_fresh_masks(ext, monkeypatch, variant, backend):
+    if backend == "triton":
+        monkeypatch.setattr(fn, "_native_kernels", lambda x: None)
+    p, n = 0.25, 1 << 16
+    x = (torch.rand(n, device="cuda") + 0.5).requires_grad_(True)
+    outs = graphed_masks(PackedDropout(p, variant), x)
+    for out_mask, grad_mask in outs:
+        assert torch.equal(out_mask, grad_mask)  # backward used this replay's forward mask
+        rate = 1 - out_mask.double().mean().item()
+        assert abs(rate - p) < 6 * math.sqrt(p * (1 - p) / n)
+    firsts = [m for m, _ in outs]
+    assert all(not torch.equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:]), "a replay repeated a mask"
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_manual_graph_capture_fresh_forward_masks(ext, variant):
+    x = torch.rand(1 << 14, device="cuda") + 0.5
+    static = x.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        dropout(static, 0.5, True, variant)  # warm-up outside the graph
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = dropout(static, 0.5, True, variant)
+    masks = []
+    for _ in range(3):
+        graph.replay()
+        masks.append((out != 0).clone())
+    assert not torch.equal(masks[0], masks[1]) and not torch.equal(masks[1], masks[2])
+
+
+def tiny_bert():
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, attn_implementation="eager")
+    return transformers.BertForSequenceClassification(config).cuda()
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_bert_fused_residual_equals_unfused_on_cuda(ext, variant):
+    ids = torch.randint(5, 99, (4, 32), device="cuda")
+    labels = torch.tensor([0, 1, 0, 1], device="cuda")
+    results = []
+    for fuse in (True, False):
+        model = tiny_bert()
+        report = apply(model, variant, fuse_residual=fuse)
+        assert len(report.fused_residual) == (4 if fuse else 0)
+        torch.manual_seed(3)
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        results.append((loss.detach(), {k: v.grad for k, v in model.named_parameters()}))
+    assert torch.equal(results[0][0], results[1][0])
+    for name, grad in results[0][1].items():
+        assert torch.equal(grad, results[1][1][name]), name
+
+
+def test_checkpointing_replays_the_native_mask(ext):
+    from torch.utils.checkpoint import checkpoint
+
+    x = torch.randn(4096, device="cuda", requires_grad=True)
+    layer = nn.Sequential(nn.Linear(4096 // 64, 4096 // 64), PackedDropout(0.5, "seeded")).cuda()
+    torch.manual_seed(1)
+    y = checkpoint(layer, x.view(64, -1), use_reentrant=False)
+    y.sum().backward()
+    torch.manual_seed(1)
+    x2 = x.detach().clone().requires_grad_(True)
+    y2 = layer(x2.view(64, -1))
+    y2.sum().backward()
+    assert torch.equal(y, y2) and torch.equal(x.grad, x2.grad)
