@@ -11,6 +11,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 namespace pmdrop {
 
 constexpr int kTile = 4096;
@@ -26,7 +28,8 @@ template <typename T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-__device__ __forceinline__ double from_d(double v) { return v; }
+template <typename T> __device__ __forceinline__ T zero() { return from_f<T>(0.0f); }
+template <> __device__ __forceinline__ double zero<double>() { return 0.0; }
 
 // x * scale in the compute type (fp32; fp64 for double, with the scale rounded to fp32 as Triton does),
 // rounded to T: exactly what the Triton kernel stores.
@@ -76,7 +79,7 @@ __global__ void __launch_bounds__(kThreads)
       const bool inb = e < n;
       const bool keep = inb && (int32_t)(rnd.r[j] >> 1) >= threshold;
       if (inb) {
-        T out = keep ? scaled<T>(x[e], scale) : T(0.0f);
+        T out = keep ? scaled<T>(x[e], scale) : zero<T>();
         if (ADD) out = add<T>(out, residual[e]);
         y[e] = out;
       }
@@ -112,10 +115,10 @@ __global__ void backward_kernel(const T* __restrict__ grad, T* __restrict__ dx, 
     const Vec8<T> g = reinterpret_cast<const Vec8<T>*>(grad)[b];
     Vec8<T> out;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) out.v[i] = ((byte >> i) & 1u) ? scaled<T>(g.v[i], scale) : T(0.0f);
+    for (int i = 0; i < 8; ++i) out.v[i] = ((byte >> i) & 1u) ? scaled<T>(g.v[i], scale) : zero<T>();
     reinterpret_cast<Vec8<T>*>(dx)[b] = out;
   } else {
-    for (int i = 0; i < 8 && e0 + i < n; ++i) dx[e0 + i] = ((byte >> i) & 1u) ? scaled<T>(grad[e0 + i], scale) : T(0.0f);
+    for (int i = 0; i < 8 && e0 + i < n; ++i) dx[e0 + i] = ((byte >> i) & 1u) ? scaled<T>(grad[e0 + i], scale) : zero<T>();
   }
 }
 
@@ -123,18 +126,18 @@ __global__ void backward_kernel(const T* __restrict__ grad, T* __restrict__ dx, 
 template <typename F>
 void by_dtype(int dtype, F&& f) {
   switch (dtype) {
-    case 0: f(float{}); break;
-    case 1: f(__half{}); break;
-    case 2: f(__nv_bfloat16{}); break;
-    default: f(double{}); break;
+    case 0: f(static_cast<float*>(nullptr)); break;
+    case 1: f(static_cast<__half*>(nullptr)); break;
+    case 2: f(static_cast<__nv_bfloat16*>(nullptr)); break;
+    default: f(static_cast<double*>(nullptr)); break;
   }
 }
 
 void launch_forward(int dtype, const void* x, const void* residual, void* y, uint8_t* bits, int64_t n,
                     const int64_t* seed_ptr, uint64_t seed, int32_t threshold, float scale, cudaStream_t stream) {
   const unsigned grid = (unsigned)((n + kTile - 1) / kTile);
-  by_dtype(dtype, [&](auto zero) {
-    using T = decltype(zero);
+  by_dtype(dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
     const T* xs = static_cast<const T*>(x);
     const T* rs = static_cast<const T*>(residual);
     T* ys = static_cast<T*>(y);
@@ -153,8 +156,8 @@ void launch_backward(int dtype, const void* grad, void* dx, const uint8_t* bits,
                      cudaStream_t stream) {
   const int threads = 256;
   const unsigned grid = (unsigned)(((n + 7) / 8 + threads - 1) / threads);
-  by_dtype(dtype, [&](auto zero) {
-    using T = decltype(zero);
+  by_dtype(dtype, [&](auto tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
     const uintptr_t align = 8 * sizeof(T);
     const bool vec = ((uintptr_t)grad % align == 0) && ((uintptr_t)dx % align == 0);
     if (vec)
