@@ -103,43 +103,49 @@ at::Tensor seeded_grad(const at::Tensor& grad_in, AutogradContext* ctx) {
 }
 
 // packed: the mask kept as bits. With a residual (dropout(x) + residual in one pass), the residual's
-// gradient is the incoming gradient itself.
-struct Packed : public torch::autograd::Function<Packed> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& residual, double p) {
-    const c10::cuda::CUDAGuard guard(x.device());
-    const at::Tensor xc = x.contiguous();
-    const at::Tensor rc = residual.defined() ? residual.contiguous() : residual;
-    auto [y, bits] = forward_impl(xc, rc.defined() ? &rc : nullptr, draw_seed(x), p, true);
+// gradient is the incoming gradient itself. Two nodes rather than an optional residual argument: an
+// undefined tensor among a C++ autograd function's inputs fails in torch 2.11 ("tensor does not have a device").
+template <bool kSeeded>
+at::Tensor forward_node(AutogradContext* ctx, const at::Tensor& x, const at::Tensor* residual, double p) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const at::Tensor xc = x.contiguous();
+  const at::Tensor rc = residual ? residual->contiguous() : at::Tensor();
+  Seed seed = draw_seed(x);
+  auto [y, bits] = forward_impl(xc, residual ? &rc : nullptr, seed, p, !kSeeded);
+  if (kSeeded) {
+    if (seed.tensor.defined()) ctx->save_for_backward({seed.tensor});
+    ctx->saved_data["seed"] = seed.value;
+  } else {
     ctx->save_for_backward({bits});
-    ctx->saved_data["p"] = p;
-    ctx->saved_data["res"] = residual.defined();
-    return y;
+  }
+  ctx->saved_data["p"] = p;
+  return y;
+}
+
+template <bool kSeeded>
+at::Tensor backward_node(AutogradContext* ctx, const at::Tensor& grad) {
+  const c10::cuda::CUDAGuard guard(grad.device());
+  if (kSeeded) return seeded_grad(grad, ctx);
+  return backward_impl(grad, ctx->get_saved_variables()[0], ctx->saved_data["p"].toDouble());
+}
+
+template <bool kSeeded>
+struct Dropout : public torch::autograd::Function<Dropout<kSeeded>> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, double p) {
+    return forward_node<kSeeded>(ctx, x, nullptr, p);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const c10::cuda::CUDAGuard guard(grads[0].device());
-    at::Tensor dx = backward_impl(grads[0], ctx->get_saved_variables()[0], ctx->saved_data["p"].toDouble());
-    return {dx, ctx->saved_data["res"].toBool() ? grads[0] : at::Tensor(), at::Tensor()};
+    return {backward_node<kSeeded>(ctx, grads[0]), at::Tensor()};
   }
 };
 
-// seeded: keeps the seed (an int; under graph capture its 8-byte device tensor) and draws again.
-struct Seeded : public torch::autograd::Function<Seeded> {
+template <bool kSeeded>
+struct DropoutAdd : public torch::autograd::Function<DropoutAdd<kSeeded>> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& residual, double p) {
-    const c10::cuda::CUDAGuard guard(x.device());
-    const at::Tensor xc = x.contiguous();
-    const at::Tensor rc = residual.defined() ? residual.contiguous() : residual;
-    Seed seed = draw_seed(x);
-    at::Tensor y = forward_impl(xc, rc.defined() ? &rc : nullptr, seed, p, false).first;
-    if (seed.tensor.defined()) ctx->save_for_backward({seed.tensor});
-    ctx->saved_data["seed"] = seed.value;
-    ctx->saved_data["p"] = p;
-    ctx->saved_data["res"] = residual.defined();
-    return y;
+    return forward_node<kSeeded>(ctx, x, &residual, p);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const c10::cuda::CUDAGuard guard(grads[0].device());
-    at::Tensor dx = seeded_grad(grads[0], ctx);
-    return {dx, ctx->saved_data["res"].toBool() ? grads[0] : at::Tensor(), at::Tensor()};
+    return {backward_node<kSeeded>(ctx, grads[0]), grads[0], at::Tensor()};
   }
 };
 
@@ -155,19 +161,19 @@ void check_inputs(const at::Tensor& x, const at::Tensor& residual, double p) {
 
 at::Tensor packed(const at::Tensor& x, double p) {
   check_inputs(x, at::Tensor(), p);
-  return Packed::apply(x, at::Tensor(), p);
+  return Dropout<false>::apply(x, p);
 }
 at::Tensor seeded(const at::Tensor& x, double p) {
   check_inputs(x, at::Tensor(), p);
-  return Seeded::apply(x, at::Tensor(), p);
+  return Dropout<true>::apply(x, p);
 }
 at::Tensor packed_add(const at::Tensor& x, const at::Tensor& residual, double p) {
   check_inputs(x, residual, p);
-  return Packed::apply(x, residual, p);
+  return DropoutAdd<false>::apply(x, residual, p);
 }
 at::Tensor seeded_add(const at::Tensor& x, const at::Tensor& residual, double p) {
   check_inputs(x, residual, p);
-  return Seeded::apply(x, residual, p);
+  return DropoutAdd<true>::apply(x, residual, p);
 }
 
 // The raw kernels with an explicit seed, for tests against the Triton kernels.
