@@ -73,9 +73,12 @@ def _build_model(cell: str, variant: str):
         model = transformers.BertForSequenceClassification(config).train()
     apply(model, variant)
     g = torch.Generator(device="cuda").manual_seed(1)
+    # No padding (fixed-length batches). Eager attention gets the 4D additive mask transformers would build
+    # from all-ones (transformers builds it with a host-to-device copy, which a CUDA graph cannot capture);
+    # SDPA gets None, which is what transformers passes SDPA for all-ones.
+    mask = torch.zeros(batch, 1, seq, seq, device="cuda") if attention == "eager" else None
     inputs = dict(input_ids=torch.randint(1000, 30000, (batch, seq), device="cuda", generator=g),
-                  attention_mask=torch.ones(batch, seq, dtype=torch.long, device="cuda"),
-                  labels=torch.randint(0, 2, (batch,), device="cuda", generator=g))
+                  attention_mask=mask, labels=torch.randint(0, 2, (batch,), device="cuda", generator=g))
     return model, inputs, dtype
 
 

@@ -59,41 +59,70 @@ __device__ __forceinline__ Philox4 philox(uint32_t c0, uint64_t seed) {
   return {{c0, c1, c2, c3}};
 }
 
+template <typename T>
+struct alignas(4 * sizeof(T)) Vec4 {
+  T v[4];
+};
+
 // y = keep ? x * scale : 0 (+ residual when ADD); the keep bits packed 8 per byte when STORE.
 // seed_ptr, when given, holds the seed on the device (CUDA-graph capture: a fresh seed per replay).
-template <typename T, bool STORE, bool ADD>
+// A thread takes 4 consecutive counters of its tile, so in each of the tile's 4 chunks it reads and
+// writes 4 consecutive elements (one vector access when VEC) and owns half a byte of the bits; the
+// loads are all issued before the Philox rounds, which then hide their latency.
+template <typename T, bool STORE, bool ADD, bool VEC>
 __global__ void __launch_bounds__(kThreads)
     forward_kernel(const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ y,
                    uint8_t* __restrict__ bits, int64_t n, const int64_t* __restrict__ seed_ptr, uint64_t seed,
                    int32_t threshold, float scale) {
   if (seed_ptr != nullptr) seed = (uint64_t)(*seed_ptr);
-  const int64_t tile = blockIdx.x;
-  const int64_t base = tile * kTile;
+  const int64_t base = (int64_t)blockIdx.x * kTile;
+  const int c0 = threadIdx.x * 4;  // this thread's first counter within the tile
+  const bool full = VEC && base + kTile <= n;
+  Vec4<T> xv[4], rv[4];
 #pragma unroll
-  for (int i = 0; i < kCounters / kThreads; ++i) {
-    const int k = i * kThreads + threadIdx.x;
-    const Philox4 rnd = philox((uint32_t)(tile * kCounters + k), seed);
+  for (int j = 0; j < 4; ++j) {
+    const int64_t e = base + j * kCounters + c0;
+    if (full) {
+      xv[j] = *reinterpret_cast<const Vec4<T>*>(x + e);
+      if (ADD) rv[j] = *reinterpret_cast<const Vec4<T>*>(residual + e);
+    } else {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t e = base + j * kCounters + k;
-      const bool inb = e < n;
-      const bool keep = inb && (int32_t)(rnd.r[j] >> 1) >= threshold;
-      if (inb) {
-        T out = keep ? scaled<T>(x[e], scale) : zero<T>();
-        if (ADD) out = add<T>(out, residual[e]);
-        y[e] = out;
+      for (int v = 0; v < 4; ++v) {
+        xv[j].v[v] = e + v < n ? x[e + v] : zero<T>();
+        if (ADD) rv[j].v[v] = e + v < n ? residual[e + v] : zero<T>();
       }
-      if (STORE) {
-        // 32 lanes hold 32 consecutive elements (e - lane is a multiple of 32): one 4-byte store.
-        const unsigned word = __ballot_sync(0xffffffffu, keep);
-        if ((threadIdx.x & 31) == 0 && inb) {
-          if (e + 32 <= n) {
-            *reinterpret_cast<uint32_t*>(bits + e / 8) = word;
-          } else {
-            for (int b = 0; b < 4 && e + 8 * b < n; ++b) bits[e / 8 + b] = (uint8_t)(word >> (8 * b));
-          }
-        }
-      }
+    }
+  }
+  uint32_t r[4][4];  // r[v][j]: output j of this thread's counter c0 + v
+#pragma unroll
+  for (int v = 0; v < 4; ++v) {
+    const Philox4 p = philox((uint32_t)(blockIdx.x * (int64_t)kCounters + c0 + v), seed);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) r[v][j] = p.r[j];
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int64_t e = base + j * kCounters + c0;
+    Vec4<T> out;
+    uint32_t nibble = 0;
+#pragma unroll
+    for (int v = 0; v < 4; ++v) {
+      const bool keep = e + v < n && (int32_t)(r[v][j] >> 1) >= threshold;
+      nibble |= (uint32_t)keep << v;
+      T o = keep ? scaled<T>(xv[j].v[v], scale) : zero<T>();
+      if (ADD) o = add<T>(o, rv[j].v[v]);
+      out.v[v] = o;
+    }
+    if (full) {
+      *reinterpret_cast<Vec4<T>*>(y + e) = out;
+    } else {
+#pragma unroll
+      for (int v = 0; v < 4; ++v)
+        if (e + v < n) y[e + v] = out.v[v];
+    }
+    if (STORE) {
+      const uint32_t high = __shfl_down_sync(0xffffffffu, nibble, 1);  // the next 4 elements' bits
+      if ((threadIdx.x & 1) == 0 && e < n) bits[e / 8] = (uint8_t)(nibble | (high << 4));
     }
   }
 }
@@ -133,22 +162,34 @@ void by_dtype(int dtype, F&& f) {
   }
 }
 
+template <typename T, bool VEC>
+void launch_forward_typed(const T* x, const T* rs, T* y, uint8_t* bits, int64_t n, const int64_t* seed_ptr,
+                          uint64_t seed, int32_t threshold, float scale, cudaStream_t stream) {
+  const unsigned grid = (unsigned)((n + kTile - 1) / kTile);
+  if (bits != nullptr && rs != nullptr)
+    forward_kernel<T, true, true, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+  else if (bits != nullptr)
+    forward_kernel<T, true, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+  else if (rs != nullptr)
+    forward_kernel<T, false, true, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+  else
+    forward_kernel<T, false, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+}
+
+bool aligned(const void* p, uintptr_t bytes) { return p == nullptr || (uintptr_t)p % bytes == 0; }
+
 void launch_forward(int dtype, const void* x, const void* residual, void* y, uint8_t* bits, int64_t n,
                     const int64_t* seed_ptr, uint64_t seed, int32_t threshold, float scale, cudaStream_t stream) {
-  const unsigned grid = (unsigned)((n + kTile - 1) / kTile);
   by_dtype(dtype, [&](auto tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const T* xs = static_cast<const T*>(x);
     const T* rs = static_cast<const T*>(residual);
     T* ys = static_cast<T*>(y);
-    if (bits != nullptr && rs != nullptr)
-      forward_kernel<T, true, true><<<grid, kThreads, 0, stream>>>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale);
-    else if (bits != nullptr)
-      forward_kernel<T, true, false><<<grid, kThreads, 0, stream>>>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale);
-    else if (rs != nullptr)
-      forward_kernel<T, false, true><<<grid, kThreads, 0, stream>>>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale);
-    else
-      forward_kernel<T, false, false><<<grid, kThreads, 0, stream>>>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale);
+    const uintptr_t bytes = 4 * sizeof(T);
+    if (aligned(x, bytes) && aligned(residual, bytes) && aligned(y, bytes))
+      launch_forward_typed<T, true>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale, stream);
+    else  // a tensor starting mid-vector (a storage offset): element by element
+      launch_forward_typed<T, false>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale, stream);
   });
 }
 
