@@ -171,13 +171,19 @@ class _SeededCpu(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
         ctx.rng_state = torch.get_rng_state()
         ctx.p = p
-        return x * _cpu_noise(x, p)
+        noise = _cpu_noise(x, p)
+        # bernoulli_ fills in memory order, so the redraw needs the forward noise's own strides
+        # (empty_like(x): x's layout when dense, else contiguous), never the gradient's.
+        ctx.noise_layout = (noise.shape, noise.stride(), noise.dtype)
+        return x * noise
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         generator = torch.Generator()
         generator.set_state(ctx.rng_state)
-        return grad * _cpu_noise(grad, ctx.p, generator), None
+        shape, stride, dtype = ctx.noise_layout
+        noise = torch.empty_strided(shape, stride, dtype=dtype).bernoulli_(1 - ctx.p, generator=generator)
+        return grad * noise.div_(1 - ctx.p), None
 
 
 def _uses_kernel(x: torch.Tensor) -> bool:
