@@ -21,6 +21,8 @@ and for empty tensors the input is returned as is; at ``p == 1`` torch's own dro
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 
@@ -77,8 +79,13 @@ def _bits_backward(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torch.Te
 
 
 def check_p(p: float) -> float:
-    """Return ``p`` as a float, or raise ``ValueError`` naming it (NaN is rejected too)."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+    """Return ``p`` as a float, or raise naming it: ``TypeError`` for a type that is not a real number
+    (a bool, a str, a tensor: pass ``float(p)``), ``ValueError`` outside [0, 1] (NaN too).
+    NumPy scalars are real numbers and are accepted."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"dropout probability has to be a real number (int or float), but got a "
+                        f"{type(p).__module__}.{type(p).__qualname__}: {p!r}; pass float(p)")
+    if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
     return float(p)
 
