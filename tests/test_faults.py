@@ -134,3 +134,14 @@ def test_sigterm_and_kill9_in_a_sweep(tmp_path, mrpc_dir, launcher):
     ((term_record),) = [json.loads(p.read_text()) for p in (tmp_path / "term").rglob(RECORD_FILE)]
     assert term_record["status"] == "killed"
     assert term.returncode == (1 if launcher == "joblib" else 143), failure_text(term)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override", ["trainer.bach_size=4", "dropout.p=1.5"])
+def test_usage_errors_exit_2(tmp_path, mrpc_dir, override):
+    """An override Hydra cannot compose, or a single run's invalid config: 2, not a job's 1."""
+    from test_sweeps import run_module
+
+    run = run_module("pmexp.train", override, f"job_dir={tmp_path / 'job'}", "trainer.device=cpu", mrpc_dir=mrpc_dir)
+    assert run.returncode == 2, failure_text(run)
+    assert not (tmp_path / "job" / RECORD_FILE).exists()
