@@ -2,8 +2,10 @@
 
 Jobs record their own failures (pmexp.train) so that one OOM does not stop a sweep; without this
 callback the sweep would then exit 0 however many jobs failed. At the end of a multirun it reads
-the records written during this multirun (resumed, skipped jobs are ok by definition), logs one line
-per job that did not end ok, and exits with the number of such jobs (capped at 125).
+the records written during this multirun (resumed, skipped jobs are ok by definition), prints a
+one-screen summary (jobs per status, then each job dir not ok with the first line of its error) and
+exits 1 when a job is not ok (0 when all are; 2 is left to usage errors of the command itself). A
+launch skipped because another process held the job dir's lock (pmexp.joblock) counts as `locked`.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["JobStatusCallback", "count_statuses", "job_dirname", "register_resolvers"]
+__all__ = ["EXIT_STATE", "JobStatusCallback", "count_statuses", "job_dirname", "register_resolvers",
+           "sweep_summary"]
 
 log = logging.getLogger(__name__)
+# Set where pmexp itself exits 1 (a job not ok), so pmexp.train.cli can tell it from Hydra's usage errors.
+EXIT_STATE = {"job_not_ok": False}
 
 
 def count_statuses(sweep_dir: Path, since: float = 0.0) -> tuple[Counter, list[tuple[Path, dict]]]:
@@ -31,6 +36,7 @@ def count_statuses(sweep_dir: Path, since: float = 0.0) -> tuple[Counter, list[t
     Returns:
         (Counter of status -> jobs, [(record path, record) for each record not ok]).
     """
+    from pmexp.joblock import SKIPS_FILE
     from pmexp.records import RECORD_FILE
 
     counts: Counter = Counter()
@@ -42,15 +48,32 @@ def count_statuses(sweep_dir: Path, since: float = 0.0) -> tuple[Counter, list[t
             record = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             record = {"status": "failed", "error": f"unreadable record: {e}"}
+        if not isinstance(record, dict):
+            record = {"status": "failed", "error": f"metrics.json holds a JSON {type(record).__name__}, not a record"}
         status = record.get("status", "failed")
         counts[status] += 1
         if status != "ok":
             bad.append((path, record))
+    for path in sorted(Path(sweep_dir).rglob(SKIPS_FILE)):  # launches that found the job dir locked
+        if path.stat().st_mtime >= since:
+            counts["locked"] += 1
+            bad.append((path, {"status": "locked", "error": "another process held the job dir's lock"}))
     return counts, bad
 
 
+def sweep_summary(counts: Counter, bad: list[tuple[Path, dict]], limit: int = 20) -> str:
+    """One screen: jobs per status, then up to `limit` job dirs not ok with their error's first line."""
+    lines = ["multirun: " + (", ".join(f"{s} {n}" for s, n in counts.most_common()) or "no records written")]
+    for path, record in bad[:limit]:
+        error = (record.get("error") or "").strip().splitlines()
+        lines.append(f"  {record.get('status')}: {path.parent}  {error[0][:160] if error else ''}")
+    if len(bad) > limit:
+        lines.append(f"  ... and {len(bad) - limit} more (python -m pmexp.report <sweep dir> lists them all)")
+    return "\n".join(lines)
+
+
 class JobStatusCallback(Callback):
-    """Exit a multirun with the number of jobs whose record is not `ok` (0 when all are)."""
+    """Print the sweep's summary; exit 1 when a job's record is not `ok` (0 when all are)."""
 
     def __init__(self) -> None:
         self.started = time.time()
@@ -60,12 +83,13 @@ class JobStatusCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         counts, bad = count_statuses(Path(config.hydra.sweep.dir), since=self.started)
-        for path, record in bad:
-            log.error("%s: %s %s", path.parent, record.get("status"), record.get("error") or "")
-        log.info("multirun records: %s", dict(counts) or "none written (all skipped?)")
+        summary = sweep_summary(counts, bad)
+        (log.error if bad else log.info)("%s", summary)
+        print(summary, file=sys.stderr)
         if bad:
+            EXIT_STATE["job_not_ok"] = True
             # SystemExit is not an Exception: Hydra's callback runner lets it through.
-            sys.exit(min(len(bad), 125))
+            sys.exit(1)
 
 
 def job_dirname(override_dirname: str, limit: int = 150) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "TASKS",
     "ConfigError",
     "TrainConfig",
+    "config_warnings",
     "validate",
 ]
 
@@ -32,7 +33,8 @@ DROPOUT_TARGETS = ("hidden", "attention")
 AUTOCAST_DTYPES = (None, "bfloat16", "float16")
 LOGGER_MODES = ("offline", "online", "disabled")
 # trainer.fault: a failure injected once the first optimizer step is logged, to test a sweep's fault handling.
-FAULTS = (None, "oom", "sigterm")
+FAULTS = (None, "oom", "sigterm", "nan", "kill9")
+SEED_MAX = 2**32 - 1  # numpy's seed range (pmexp seeds Python, NumPy and torch with it)
 COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 
 
@@ -153,8 +155,34 @@ def _check_prob(key: str, value: Any) -> None:
     # `not 0 <= p <= 1` also rejects NaN, which `p < 0 or p > 1` lets through.
     if value is None:
         return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        _fail(key, value, f"a dropout probability is a number, not a {type(value).__name__}, e.g. dropout.p=0.1")
+    if not 0 <= value <= 1:
         _fail(key, value, "a dropout probability must be a number in [0, 1], e.g. dropout.p=0.1")
+
+
+def _check_device_present(device: str) -> None:
+    """`trainer.device` names a device this machine has (auto always does)."""
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.split(":", 1)[1]) if ":" in device and device.split(":", 1)[1].isdigit() else 0
+        if index >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA (this torch or machine has none)"
+            _fail("trainer.device", device, f"this machine has {have}: pass trainer.device=auto or trainer.device=cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        _fail("trainer.device", device, "MPS is not available here: pass trainer.device=auto or trainer.device=cpu")
+
+
+def config_warnings(cfg: DictConfig, device: Any) -> list[str]:
+    """Settings that run but do not do what they suggest on `device` (logged and kept in the record)."""
+    found = []
+    if cfg.precision.autocast_dtype == "float16" and getattr(device, "type", device) == "cpu":
+        found.append("precision=fp16 on a CPU: autocast runs float16 kernels where the CPU has them (slow, "
+                     "emulated on most CPUs) and GradScaler works, but nothing measured here says anything "
+                     "about a GPU's fp16; use precision=bf16 or fp32 on a CPU")
+    return found
 
 
 def _check_schema(cfg: DictConfig) -> DictConfig:
@@ -194,6 +222,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     c = _check_schema(cfg)
     m, d, t = c.model, c.dropout, c.trainer
 
+    if not 0 <= c.seed <= SEED_MAX:
+        _fail("seed", c.seed, f"a seed is an integer in [0, {SEED_MAX}] (NumPy's range), e.g. seed=0")
     if c.seq_len < 1:
         _fail("seq_len", c.seq_len, "must be a positive number of tokens, e.g. seq_len=128")
     if c.attention not in ATTENTIONS:
@@ -254,14 +284,20 @@ def validate(cfg: DictConfig) -> DictConfig:
         _fail("trainer.warmup", t.warmup, "the warm-up is a fraction of the steps in [0, 1]")
     if t.timing_warmup < 0 or t.num_workers < 0:
         _fail("trainer.timing_warmup/num_workers", (t.timing_warmup, t.num_workers), "must be 0 or more")
-    if t.memory_cap_gb is not None and not t.memory_cap_gb > 0:
+    if not (math.isfinite(t.weight_decay) and t.weight_decay >= 0):
+        _fail("trainer.weight_decay", t.weight_decay, "a finite number >= 0, e.g. trainer.weight_decay=0.01")
+    if t.max_grad_norm is not None and not (math.isfinite(t.max_grad_norm) and t.max_grad_norm > 0):
+        _fail("trainer.max_grad_norm", t.max_grad_norm, "a finite clipping norm > 0, or null for no clipping "
+              "(clip_grad_norm_ with a negative norm flips every gradient's sign)")
+    if t.memory_cap_gb is not None and not (math.isfinite(t.memory_cap_gb) and t.memory_cap_gb > 0):
         _fail("trainer.memory_cap_gb", t.memory_cap_gb, "a positive number of GB, or null for no cap")
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         _fail("trainer.device", t.device, "pick auto, cpu, cuda, cuda:N or mps")
+    _check_device_present(t.device)
     if t.compile_backend not in COMPILE_BACKENDS:
         _fail("trainer.compile_backend", t.compile_backend, f"pick one of {COMPILE_BACKENDS}")
     if t.fault not in FAULTS:
-        _fail("trainer.fault", t.fault, "pick trainer.fault=null (no fault), oom or sigterm")
+        _fail("trainer.fault", t.fault, "pick trainer.fault=null (no fault), oom, sigterm, nan or kill9")
     from pmexp.distributed import STRATEGIES  # torch only
 
     if t.strategy not in STRATEGIES:

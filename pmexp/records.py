@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -35,7 +36,8 @@ __all__ = [
 
 RECORD_FILE = "metrics.json"
 STEPS_FILE = "steps.jsonl"
-STATUSES = ("ok", "oom", "failed", "killed", "running")
+# diverged: the loss or gradient norm stopped being finite; invalid: the config failed validation (a multirun job)
+STATUSES = ("ok", "oom", "failed", "killed", "running", "diverged", "invalid")
 SUMMARY_KEYS = (
     "model", "variant", "precision", "seq_len", "attention", "batch_size", "seed", "compile",
     "checkpointing", "memory", "targets", "steps", "train_loss_final", "eval_loss", "eval_accuracy", "eval_f1",
@@ -113,11 +115,16 @@ def write_record(job_dir: Path, record: Mapping[str, Any]) -> Path:
 
 
 def read_record(job_dir: Path) -> dict[str, Any] | None:
-    """The record in `job_dir`, or None when there is none or it cannot be parsed."""
+    """The record in `job_dir`, or None when there is none, it cannot be parsed or is not a JSON object."""
     try:
-        return json.loads((job_dir / RECORD_FILE).read_text())
+        record = json.loads((job_dir / RECORD_FILE).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict):
+        logging.getLogger(__name__).warning("%s holds %s, not a record object: ignored",
+                                            job_dir / RECORD_FILE, type(record).__name__)
+        return None
+    return record
 
 
 class StepLog:

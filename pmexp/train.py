@@ -45,6 +45,7 @@ import torch
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+import pmexp.callbacks as callbacks  # a module, not its globals: launchers pickle __main__'s globals by value
 from pmexp.callbacks import register_resolvers
 from pmexp.config import ConfigError, validate
 from pmexp.records import SUMMARY_KEYS, StepLog, config_hash, env_info, read_record, write_record
@@ -57,6 +58,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PROBE_SUMMARY_KEYS = ("saved_mask_bytes", "saved_activation_bytes", "saved_total_bytes")
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"  # runs jobs in the sweep's process
+
+
+class Diverged(Exception):
+    """The loss or the gradient norm stopped being finite (recorded as `diverged`, with the step)."""
+
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(f"{what} at step {step}")
+        self.step = step
+
+
+def _check_finite(step: int, loss: float, grad_norm: float, scaler: bool) -> None:
+    """Raise `Diverged` for a non-finite loss, or gradient norm (unless a GradScaler skips those steps).
+
+    Costs no sync: both are Python floats already read for the step's row."""
+    if not math.isfinite(loss):
+        raise Diverged(step, f"the loss is {loss}")
+    if not scaler and not math.isfinite(grad_norm):
+        raise Diverged(step, f"the gradient norm is {grad_norm}")
 
 
 class JobKilled(BaseException):
@@ -174,16 +193,19 @@ def _inject_fault(fault: str | None) -> None:
 
     Why: a real CUDA OOM or a scheduler's SIGTERM cannot be summoned on demand (nor on a CPU); these
     take the same paths through `train` as the real ones: `oom` raises the exception torch raises,
-    `sigterm` signals this process so the installed handler records `killed` and exits.
+    `sigterm` signals this process so the installed handler records `killed` and exits; `kill9`
+    SIGKILLs it (nothing can record that: the record stays `running` until a resume finds it);
+    `nan` (in `_loop`) makes the loss NaN from the second step on.
 
     Raises:
         torch.OutOfMemoryError: fault is "oom".
     """
     if fault == "oom":
         raise torch.OutOfMemoryError("injected by trainer.fault=oom")
-    if fault == "sigterm":
-        log.warning("trainer.fault=sigterm: sending SIGTERM to this process (pid %d)", os.getpid())
-        os.kill(os.getpid(), signal.SIGTERM)
+    if fault in ("sigterm", "kill9"):
+        sig = signal.SIGTERM if fault == "sigterm" else signal.SIGKILL
+        log.warning("trainer.fault=%s: sending %s to this process (pid %d)", fault, sig.name, os.getpid())
+        os.kill(os.getpid(), sig)
 
 
 class _NoStepLog:
@@ -293,6 +315,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             with masks(), no_sync():
                 with autocast():
                     loss = fwd(**batch).loss / t.grad_accum
+                if t.fault == "nan" and step >= 1:
+                    loss = loss * float("nan")
                 scaler.scale(loss).backward()  # backward outside autocast, as torch recommends
             loss_sum += loss.detach().float()
             micro += 1
@@ -318,6 +342,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             steps.write(row)
             wb.log(row, step)
             summary.update(steps=step, train_loss_final=row["loss"], grad_norm_final=grad_norm)
+            _check_finite(step, row["loss"], grad_norm, cfg.precision.grad_scaler)
             if step == 1:  # after the step's row is logged: the record shows what a mid-run fault keeps
                 if watch is not None:
                     summary.update(watch.check())
@@ -378,9 +403,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
     """`train` once the process group (if any) is up: only rank 0 reads and writes the job dir."""
-    from pmexp.distributed import broadcast_object, gather_peak_memory
+    from pmexp.distributed import broadcast_object
+    from pmexp.joblock import JobLock, note_skip, recover_dead_record
 
     job_dir = Path(broadcast_object(info, str(_job_dir(cfg))))  # every rank: rank 0's job dir
+    lock = JobLock(job_dir) if info.is_rank0 else None
+    if not broadcast_object(info, lock.acquire() if lock else None):
+        if info.is_rank0:
+            note_skip(job_dir, f"another process holds {lock.path} (that job is still running)")
+        return {"status": "locked", "error": f"job dir {job_dir} is locked by another running job"}
+    try:
+        if info.is_rank0:
+            recover_dead_record(job_dir)
+        return _run(cfg, info, started, job_dir)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(cfg: DictConfig, info: DistInfo, started: float, job_dir: Path) -> dict[str, Any]:
+    """`_train` with the job dir locked."""
+    from pmexp.config import config_warnings
+    from pmexp.distributed import broadcast_object, gather_peak_memory
+
     config = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(config)
     previous = read_record(job_dir) if info.is_rank0 else None
@@ -403,6 +448,9 @@ def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
         "probe": None,
     }
     record["summary"]["world_size"] = info.world_size
+    record["warnings"] = config_warnings(cfg, device)
+    for warning in record["warnings"]:
+        log.warning(warning)
     if info.is_rank0:
         write_record(job_dir, record)
     multirun = runtime is not None and runtime.mode == RunMode.MULTIRUN
@@ -426,6 +474,8 @@ def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
                 record["summary"].update(peak_memory(device))  # the memory reached before it gave out
                 if not info.multi_process:  # no collective here: the other ranks may be elsewhere
                     record["summary"].update(gather_peak_memory(info, record["summary"]["peak_allocated_mb"]))
+            except Diverged as e:
+                record.update(status="diverged", error=f"Diverged: {e}", diverged_step=e.step)
             except JobKilled as e:
                 record.update(status="killed", error=str(e))
                 killed = e
@@ -436,7 +486,7 @@ def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
                 write_record(job_dir, record)
     finally:
         steps.close()
-        wb.summary(record["summary"])
+        wb.summary({**record["summary"], "status": record["status"]})  # W&B shows diverged, oom ... too
         wb.finish(exit_code=0 if record["status"] == "ok" else 1)
     if device.type == "cuda":  # the failed job's tensors are unreachable now: give their memory back
         gc.collect()
@@ -448,6 +498,20 @@ def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
     if killed is not None:
         raise SystemExit(128 + killed.signum)
     return record
+
+
+def _record_invalid(cfg: DictConfig, runtime: Any, error: ConfigError) -> None:
+    """Write an `invalid` record for a multirun job whose config failed validation (nothing else ran)."""
+    job_dir = Path(OmegaConf.select(cfg, "job_dir", default=None) or runtime.runtime.output_dir)
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # an interpolation may be what is invalid
+        config = OmegaConf.to_container(cfg, resolve=False)
+    config.pop("hydra", None)
+    write_record(job_dir, {"status": "invalid", "error": f"ConfigError: {error}", "traceback": None,
+                           "config": config, "config_hash": None, "overrides": list(runtime.overrides.task),
+                           "summary": {"steps": 0}})
+    log.error("job invalid: %s (%s)", job_dir, error)
 
 
 def _in_launcher_process(runtime: Any) -> bool:
@@ -478,6 +542,9 @@ def main(cfg: DictConfig) -> None:
         record = train(cfg)
     except ConfigError as e:  # the message says what to change; a traceback would only bury it
         print(f"pmexp: invalid config: {e}", file=sys.stderr)
+        if runtime is not None and runtime.mode == RunMode.MULTIRUN:
+            _record_invalid(cfg, runtime, e)  # one bad job of a sweep: recorded, and the sweep goes on
+            return
         sys.exit(2)
     except _distributed_error() as e:  # not under torchrun, too few GPUs: the message says what to run
         print(f"pmexp: {e}", file=sys.stderr)
@@ -487,10 +554,25 @@ def main(cfg: DictConfig) -> None:
             raise  # in the sweep's own process: the whole sweep stops, as a signal to it means
         return  # a launcher's job: the sweep goes on, and its exit code counts this job
     if record["status"] != "ok" and runtime is not None and runtime.mode == RunMode.RUN:
+        callbacks.EXIT_STATE["job_not_ok"] = True
         sys.exit(1)  # a single run reports failure by its exit code; a multirun's callback counts
+
+
+def cli() -> None:
+    """`python -m pmexp.train`: exit 0 all ok, 1 a job not ok, 2 a usage error of the command itself.
+
+    Hydra exits 1 on an override it cannot parse or compose; that is a usage error, so it becomes 2
+    unless pmexp itself chose 1 (a job not ok).
+    """
+    try:
+        main()
+    except SystemExit as e:
+        if e.code == 1 and not callbacks.EXIT_STATE["job_not_ok"]:
+            raise SystemExit(2) from None
+        raise
 
 
 register_resolvers()  # before @hydra.main composes: conf/train.yaml names its job dirs with it
 
 if __name__ == "__main__":
-    main()
+    cli()

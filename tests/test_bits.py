@@ -54,3 +54,22 @@ def test_errors_say_what_to_do():
         unpack_bits(torch.ones(3), (3,))
     with pytest.raises(ValueError, match="needs 2 bytes"):
         unpack_bits(torch.zeros(1, dtype=torch.uint8), (9,))
+
+
+@pytest.mark.parametrize("shape", [(-1,), (2, -1), (-1, 4)])
+def test_unpack_bits_refuses_an_inferred_size(shape):
+    """10 elements are 2 bytes = 16 bits: a -1 would turn 6 padding bits into mask elements."""
+    bits = pack_bits(torch.ones(10, dtype=torch.bool))
+    with pytest.raises(ValueError, match="full shape.*padding bits"):
+        unpack_bits(bits, shape)
+
+
+@pytest.mark.parametrize("mask", [[True, False], (True,), None])
+def test_pack_bits_of_a_non_tensor_is_a_type_error(mask):
+    with pytest.raises(TypeError, match="bool torch.Tensor, got a"):
+        pack_bits(mask)
+
+
+def test_unpack_bits_of_a_non_tensor_is_a_type_error():
+    with pytest.raises(TypeError, match="uint8 tensor"):
+        unpack_bits(b"\x01", (3,))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import CONF_DIR
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
 from pmexp.callbacks import job_dirname
-from pmexp.config import ConfigError, validate
+from pmexp.config import ConfigError, config_warnings, validate
 from pmexp.train import train
 
 GROUPS = ["model", "data", "dropout", "precision", "attention", "trainer", "memory", "logger", "experiment"]
@@ -105,10 +106,59 @@ def test_typo_inside_a_yaml_file_fails_validation_naming_the_key():
     ("logger.mode=sometimes", "logger.mode"),
     ("trainer.fault=segfault", "trainer.fault"),
     ("+model.config.num_hiden_layers=2", "num_hiden_layers"),
+    # every numeric key has a range (issue 13)
+    ("seed=-1", "seed"),
+    (f"seed={2**32}", "seed"),
+    ("trainer.weight_decay=nan", "trainer.weight_decay"),
+    ("trainer.weight_decay=-0.1", "trainer.weight_decay"),
+    ("trainer.weight_decay=inf", "trainer.weight_decay"),
+    ("trainer.max_grad_norm=-1", "trainer.max_grad_norm"),
+    ("trainer.max_grad_norm=0", "trainer.max_grad_norm"),
+    ("trainer.max_grad_norm=nan", "trainer.max_grad_norm"),
+    ("trainer.lr=inf", "trainer.lr"),
+    ("trainer.lr=nan", "trainer.lr"),
+    ("trainer.warmup=nan", "trainer.warmup"),
+    ("trainer.warmup=-0.5", "trainer.warmup"),
+    ("trainer.batch_size=0", "trainer.batch_size"),
+    ("trainer.eval_batch_size=0", "trainer.eval_batch_size"),
+    ("trainer.grad_accum=0", "trainer.grad_accum"),
+    ("trainer.max_steps=0", "trainer.max_steps"),
+    ("trainer.memory_cap_gb=inf", "trainer.memory_cap_gb"),
+    ("trainer.num_workers=-1", "trainer.timing_warmup/num_workers"),
+    ("data.max_train_samples=0", "data.max_train_samples"),
 ])
 def test_bad_values_fail_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(compose_train(override))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "cuda:3"])
+def test_cuda_device_without_cuda_names_the_key_and_the_fix(device):
+    with pytest.raises(ConfigError, match=rf"trainer\.device='{device}'.*trainer\.device=cpu"):
+        validate(compose_train(f"trainer.device={device}"))
+
+
+def test_cuda_index_beyond_the_machine_fails():
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(ConfigError, match=r"trainer\.device"):
+        validate(compose_train(f"trainer.device=cuda:{count}"))
+
+
+def test_dropout_p_of_another_type_says_type():
+    cfg = compose_train()
+    with open_dict(cfg):
+        cfg.model.config.hidden_dropout_prob = "0.1"
+    with pytest.raises(ConfigError, match="not a str"):
+        validate(cfg)
+
+
+def test_fp16_on_cpu_is_a_recorded_warning(make_cfg):
+    cfg = validate(make_cfg("precision=fp16"))
+    assert any("precision=fp16 on a CPU" in w for w in config_warnings(cfg, torch.device("cpu")))
+    assert config_warnings(validate(make_cfg()), torch.device("cpu")) == []
+    record = train(make_cfg("precision=fp16", "trainer.max_steps=1", "trainer.eval=false", "trainer.probe=false"))
+    assert record["status"] == "ok" and any("fp16" in w for w in record["warnings"])
 
 
 def test_seq_len_beyond_a_pretrained_model_fails_but_random_init_extends():

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -13,10 +14,21 @@ from pmexp.masks import saved_tensor_bytes
 PM_VARIANTS = [v for v in VARIANTS if v != "standard"]
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), "0.5", None])
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), np.float32(1.5)])
 def test_bad_p_raises_naming_p(p):
     with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, but got"):
         PackedDropout(p)
+
+
+@pytest.mark.parametrize("p", ["0.5", None, True, torch.tensor(0.1)])
+def test_p_of_another_type_names_its_type(p):
+    with pytest.raises(TypeError, match=f"has to be a real number .* but got a .*{type(p).__name__}"):
+        PackedDropout(p)
+
+
+@pytest.mark.parametrize("p", [np.float32(0.25), np.float64(0.25), np.int64(0)])
+def test_numpy_p_is_accepted(p):
+    assert PackedDropout(p).p == float(p)
 
 
 def test_bad_variant_lists_choices():

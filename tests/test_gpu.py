@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from tolerances import scaled_sin_grad_bound
 from torch import nn
 
 from pmexp.dropout import PackedDropout, apply, dropout
@@ -54,7 +55,8 @@ def test_fused_variants_statistics_and_consistency(variant, dtype, p):
     assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n)
     expected = (x.detach().to(torch.float32 if dtype != torch.float64 else dtype) * (1.0 / (1.0 - p))).to(dtype)
     if dtype == torch.float64:  # the kernel's scale argument is rounded to fp32
-        torch.testing.assert_close(y[keep], expected[keep], rtol=1e-7, atol=0)
+        # fp32(1 / (1 - p)) is off by <= u32; the products, one fp64 rounding each
+        torch.testing.assert_close(y[keep], expected[keep], rtol=2**-24 + 2 * 2**-53, atol=0)
     else:
         assert torch.equal(y[keep], expected[keep])  # the same arithmetic as torch's native_dropout
     (g,) = torch.autograd.grad(y, x, torch.ones_like(y))
@@ -125,7 +127,7 @@ def test_inductor_compile_fullgraph(variant):
     (g,) = torch.autograd.grad(y.sum(), x)
     keep = y != 0
     expected = (x.detach() / 0.7).cos() / 0.7  # d/dx sin(x / (1 - p)) where kept
-    assert torch.allclose(g[keep], expected[keep], atol=1e-5)
+    assert ((g - expected)[keep].abs() <= scaled_sin_grad_bound(x.detach(), 0.3)[keep]).all()
     assert torch.equal(g == 0, ~keep)
 
 

@@ -56,7 +56,7 @@ def test_count_statuses_reads_only_records_of_this_multirun(tmp_path):
     assert sorted(p.parent.name for p, _ in bad) == ["b", "d"]
 
 
-def test_callback_exits_with_the_number_of_bad_jobs(tmp_path):
+def test_callback_exits_1_when_a_job_is_not_ok_and_prints_a_summary(tmp_path, capsys):
     from omegaconf import OmegaConf
 
     callback = JobStatusCallback()
@@ -66,6 +66,14 @@ def test_callback_exits_with_the_number_of_bad_jobs(tmp_path):
     callback.on_multirun_end(config)  # all ok: returns
     _job(tmp_path / "b", "oom")
     _job(tmp_path / "c", "killed")
+    _job(tmp_path / "d", "diverged")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "skips.jsonl").write_text('{"reason": "locked"}\n')
     with pytest.raises(SystemExit) as exit_info:
         callback.on_multirun_end(config)
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == 1  # not the count of bad jobs: 2 is a usage error of the command
+    summary = capsys.readouterr().err
+    assert summary.splitlines()[-5].startswith("multirun: ") and "oom 1" in summary and "diverged 1" in summary
+    assert "locked 1" in summary
+    for name, status in [("b", "oom"), ("c", "killed"), ("d", "diverged"), ("e", "locked")]:
+        assert f"{status}: {tmp_path / name}" in summary

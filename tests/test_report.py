@@ -136,8 +136,8 @@ def _comparisons(sweep: Path) -> dict[tuple[str, int], object]:
 def test_status_counts_at_top_and_probe_dirs_excluded(sweep: Path) -> None:
     md = _md(sweep)
     counts = {r[0]: r[1] for r in _table_rows(md, "Jobs by status")}
-    assert counts == {"ok": "30", "OOM": "6", "failed": "1", "killed": "1", "running": "0",
-                      "total": "38"}
+    assert counts == {"ok": "30", "OOM": "6", "failed": "1", "killed": "1", "running": "0", "diverged": "0",
+                      "invalid": "0", "total": "38"}
     assert md.index("Jobs by status") < md.index("Verdicts") < md.index("Results per configuration")
     assert "triton kernel blew up" in md and "second line" not in md
 

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tolerances import gelu_grad_bound
 from torch import nn
 
 from pmexp.dropout import dropout
@@ -40,13 +41,12 @@ def test_gelu_inverse_on_both_branches():
     x_rec = gelu_input_from_output(F.gelu(x), x >= X_MIN)
     far = (x - X_MIN).abs() > 1e-3  # near the minimum x is ill-conditioned in y (see pmexp.tempo.gelu)
     torch.testing.assert_close(x_rec[far], x[far], rtol=1e-9, atol=1e-300)
-    # float32 derivative: the rounding of y, amplified by g''/g' (measured <= 3.3e-6 off the minimum)
+    # float32 derivative: torch's rounding of y (2.5 u (|y| + |x|)) conditioned by g''/g' (capped by the
+    # square root near the minimum); the bisection itself runs in float64 (tests/tolerances.py)
     x32 = torch.cat([torch.linspace(-12, 12, 4001), X_MIN + torch.linspace(-1e-4, 1e-4, 101)]).requires_grad_()
     (d_tempo,) = torch.autograd.grad(gelu(x32).sum(), x32)
     (d_torch,) = torch.autograd.grad(F.gelu(x32).sum(), x32)
-    near = (x32.detach() - X_MIN).abs() < 1e-2
-    torch.testing.assert_close(d_tempo[~near], d_torch[~near], rtol=0, atol=4e-6)
-    torch.testing.assert_close(d_tempo[near], d_torch[near], rtol=0, atol=3e-4)
+    assert ((d_tempo - d_torch).abs().double() <= gelu_grad_bound(x32.detach(), torch.float32, dy_ulps=2.5)).all()
 
 
 @pytest.mark.parametrize("packed", [True, False])

@@ -31,6 +31,8 @@ and for empty tensors the input is returned as is; at ``p == 1`` torch's own dro
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 
@@ -89,8 +91,13 @@ def _bits_backward(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torch.Te
 
 
 def check_p(p: float) -> float:
-    """Return ``p`` as a float, or raise ``ValueError`` naming it (NaN is rejected too)."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+    """Return ``p`` as a float, or raise naming it: ``TypeError`` for a type that is not a real number
+    (a bool, a str, a tensor: pass ``float(p)``), ``ValueError`` outside [0, 1] (NaN too).
+    NumPy scalars are real numbers and are accepted."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"dropout probability has to be a real number (int or float), but got a "
+                        f"{type(p).__module__}.{type(p).__qualname__}: {p!r}; pass float(p)")
+    if not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
     return float(p)
 
@@ -183,13 +190,19 @@ class _SeededCpu(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
         ctx.rng_state = torch.get_rng_state()
         ctx.p = p
-        return x * _cpu_noise(x, p)
+        noise = _cpu_noise(x, p)
+        # bernoulli_ fills in memory order, so the redraw needs the forward noise's own strides
+        # (empty_like(x): x's layout when dense, else contiguous), never the gradient's.
+        ctx.noise_layout = (noise.shape, noise.stride(), noise.dtype)
+        return x * noise
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         generator = torch.Generator()
         generator.set_state(ctx.rng_state)
-        return grad * _cpu_noise(grad, ctx.p, generator), None
+        shape, stride, dtype = ctx.noise_layout
+        noise = torch.empty_strided(shape, stride, dtype=dtype).bernoulli_(1 - ctx.p, generator=generator)
+        return grad * noise.div_(1 - ctx.p), None
 
 
 def _uses_kernel(x: torch.Tensor) -> bool:

@@ -92,6 +92,9 @@ def pack_bits(mask: torch.Tensor) -> torch.Tensor:
         >>> pack_bits(torch.tensor([True, False, True]))
         tensor([5], dtype=torch.uint8)
     """
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"pack_bits expects a bool torch.Tensor, got a {type(mask).__name__}; "
+                        "pass torch.tensor(mask, dtype=torch.bool)")
     if mask.dtype != torch.bool:
         raise TypeError(f"pack_bits expects a bool tensor, got {mask.dtype}; pass `t != 0` for a 0/1 tensor")
     if _use_triton(mask):
@@ -104,14 +107,19 @@ def unpack_bits(packed: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> to
 
     Args:
         packed: 1-D uint8 tensor from :func:`pack_bits`.
-        shape: shape of the original mask.
+        shape: shape of the original mask, every size given (no -1: the bytes hold up to 7 padding
+            bits, so the number of elements cannot be inferred from them).
 
     Raises:
-        TypeError: if ``packed`` is not uint8.
-        ValueError: if ``packed`` holds too few bytes for ``shape``.
+        TypeError: if ``packed`` is not a uint8 tensor.
+        ValueError: if ``shape`` has a negative size, or ``packed`` holds too few bytes for it.
     """
-    if packed.dtype != torch.uint8:
-        raise TypeError(f"unpack_bits expects uint8 bytes from pack_bits, got {packed.dtype}")
+    if not isinstance(packed, torch.Tensor) or packed.dtype != torch.uint8:
+        got = packed.dtype if isinstance(packed, torch.Tensor) else type(packed).__name__
+        raise TypeError(f"unpack_bits expects a uint8 tensor of bytes from pack_bits, got {got}")
+    if any(int(s) < 0 for s in shape):
+        raise ValueError(f"unpack_bits needs the mask's full shape, got {tuple(shape)}: a -1 cannot be inferred "
+                         "(the last byte holds up to 7 padding bits); pass the original mask.shape")
     shape = torch.Size(shape)
     numel = shape.numel()
     if packed.numel() < packed_numel(numel):

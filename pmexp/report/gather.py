@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,6 +238,10 @@ def gather_rows(dirs: Sequence[str | Path]) -> list[Row]:
                 record = json.loads(metrics.read_text())
             except (OSError, json.JSONDecodeError) as exc:
                 record = {"status": "failed", "error": f"unreadable metrics.json: {exc}"}
+            if not isinstance(record, dict):  # valid JSON, but `null` or a list: nothing to read
+                warnings.warn(f"{metrics}: holds a JSON {type(record).__name__}, not a job record; skipped",
+                              stacklevel=2)
+                continue
             rows.append(_row(record, metrics.parent))
     has_maxbatch = any(next(r.rglob(MAXBATCH_FILE), None) is not None for r in roots)
     if not rows and not has_maxbatch:

@@ -87,8 +87,8 @@ def status_table(rows: Sequence[Row]) -> Table:
 
 
 def problem_table(rows: Sequence[Row], roots: Sequence[Path]) -> Table | None:
-    """Failed, killed and still-running jobs with the first line of their error."""
-    bad = [r for r in rows if r["status"] in ("failed", "killed", "running")]
+    """Failed, killed, diverged, invalid and still-running jobs with the first line of their error."""
+    bad = [r for r in rows if r["status"] in ("failed", "killed", "running", "diverged", "invalid")]
     if not bad:
         return None
 
