@@ -10,7 +10,8 @@ PMEXP_NATIVE_VERBOSE=1 python3 -m pmexp.dropout.native > "$OUT/build.log" 2>&1
 echo "build: $(( $(date +%s) - t0 )) s; $(tail -1 "$OUT/build.log")"
 timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_native_gpu.py -k "not triton" > "$OUT/tests.log" 2>&1
 timeout 60 python3 -m pytest -q -x -p no:cacheprovider tests/test_native_gpu.py -k "triton" >> "$OUT/tests.log" 2>&1
-grep -E "passed|failed|^E " "$OUT/tests.log" | head -20
+timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_dropout_layouts.py tests/test_gpu.py tests/test_tempo_gpu.py > "$OUT/tests_gpu.log" 2>&1
+grep -E "passed|failed|^E " "$OUT/tests.log" "$OUT/tests_gpu.log" | head -30
 timeout 120 python3 -m pmexp.bench step --parts host op --out "$OUT/micro" > "$OUT/micro.log" 2>&1
 cat "$OUT/micro/step.md"
 timeout ${STEP_TIMEOUT:-360} python3 -m pmexp.bench step --parts step --modes ${MODES:-eager graphed} --reps ${REPS:-5} --out "$OUT/steps" > "$OUT/steps.log" 2>&1
