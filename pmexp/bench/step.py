@@ -24,6 +24,7 @@ Writes ``step.json`` / ``step.md`` under ``--out``.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -108,7 +109,13 @@ def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         step()
-    return graph.replay
+    # The graph holds raw addresses, not references: model, optimizer and inputs must outlive it (returning
+    # graph.replay alone freed them, and the next variant's model reused their memory: illegal accesses).
+    return functools.partial(_replay, graph, (model, optimizer, inputs))
+
+
+def _replay(graph: torch.cuda.CUDAGraph, keep_alive: tuple) -> None:
+    graph.replay()
 
 
 def _ratio_stats(ratios: list[float]) -> dict:
