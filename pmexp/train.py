@@ -412,7 +412,8 @@ def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
     if choices.get("experiment"):
         tags.append(choices["experiment"])
     logger_cfg = cfg.logger if info.is_rank0 else OmegaConf.create({"name": "none", "mode": "disabled"})
-    wb = WandbLogger(logger_cfg, config, job_dir, name, str(runtime.sweep.dir) if multirun else None, tags)
+    wb = WandbLogger(logger_cfg, config, job_dir, name, str(runtime.sweep.dir) if multirun else None, tags,
+                     extra_config={"config_hash": chash, "env": record["env"]})
     steps = StepLog(job_dir) if info.is_rank0 else _NoStepLog()
     killed: JobKilled | None = None
     try:
@@ -436,8 +437,7 @@ def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
                 write_record(job_dir, record)
     finally:
         steps.close()
-        wb.summary(record["summary"])
-        wb.finish(exit_code=0 if record["status"] == "ok" else 1)
+        wb.finish_job(record, job_dir)  # status, reports and the records artifact, then finish
     if device.type == "cuda":  # the failed job's tensors are unreachable now: give their memory back
         gc.collect()
         torch.cuda.empty_cache()
