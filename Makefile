@@ -14,7 +14,7 @@ EXPERIMENT ?= fidelity
 SWEEP ?= multirun/$(EXPERIMENT)
 ARGS ?=
 
-.PHONY: install train test lint bench sweep report clean
+.PHONY: install train test lint bench sweep report sync dashboard clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,12 @@ sweep: install  ## a campaign preset: make sweep EXPERIMENT=memory_scaling (re-r
 
 report: install  ## tables and plots of a sweep: make report SWEEP=multirun/fidelity
 	$(PY) -m pmexp.report $(SWEEP) $(ARGS)
+
+sync: install  ## push offline W&B runs: make sync (multirun/ and outputs/) or make sync DIRS=multirun/fidelity
+	$(PY) -m pmexp.sync $(or $(DIRS),$(wildcard multirun outputs)) $(ARGS)
+
+dashboard: install  ## W&B workspace + report of a sweep: make dashboard PROJECT=pmexp SWEEP=multirun/fidelity
+	$(PY) -m pmexp.dashboard --project $(or $(PROJECT),pmexp) --sweep $(SWEEP) $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache
