@@ -8,6 +8,7 @@ so the dashboard is checked as a spec (it builds, and reads only keys the traine
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SHRINK, TINY_BERT
 
 import pmexp.metrics
 from pmexp.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS
@@ -26,6 +28,8 @@ from pmexp.wandb_keys import (
     REPORT_VERDICTS,
     STEP,
     STEP_KEYS,
+)
+from pmexp.wandb_keys import (
     SUMMARY_KEYS as WANDB_SUMMARY_KEYS,
 )
 from pmexp.wandb_logger import RUN_FILE, WandbUnavailableWarning, group_name
@@ -230,3 +234,65 @@ def test_sync_finds_offline_runs_and_hands_them_to_wandb_sync(make_cfg, monkeypa
     (run_dir,) = Path(cfg.job_dir).glob("wandb/offline-run-*")
     assert cmd[-3:] == ["--project", "p", str(run_dir)] and cmd[cmd.index("sync") + 1] == "--yes"
     assert pmexp.sync.main([str(root / "missing")]) == 2
+
+
+# --- a sweep, end to end ------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sweep_runs_group_by_configuration_type_by_variant_and_keep_an_oom_as_a_result(tmp_path, mrpc_dir):
+    """Issue 15's acceptance: 2 variants x 2 seeds, W&B offline, plus an injected OOM job and the report run."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PMEXP_MRPC_DIR": str(mrpc_dir)}
+    shrink = [o for o in SHRINK if o != "logger=none"]  # W&B is the default logger
+
+    def cli(module: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", module, *args], cwd=Path(__file__).resolve().parents[1],
+                              env=env, capture_output=True, text=True, timeout=600)
+
+    run = cli("pmexp.train", "-m", *TINY_BERT, *shrink, "dropout=standard,packed", "seed=0,1",
+              f"hydra.sweep.dir={sweep}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    oom = cli("pmexp.train", "-m", *TINY_BERT, *shrink, "dropout=packed", "seed=2", "trainer.fault=oom",
+              f"hydra.sweep.dir={sweep}")
+    assert oom.returncode == 1, oom.stderr[-3000:]  # one job not ok: the multirun says so
+    report = cli("pmexp.report", str(sweep), "--wandb")
+    assert report.returncode == 0, report.stderr[-3000:]
+
+    jobs, report_runs = {}, []
+    for run_dir in sorted(sweep.rglob("offline-run-*")):
+        summary, records = read_offline_run(run_dir)
+        meta = run_record(records)
+        if meta["job_type"] == "report":
+            report_runs.append((summary, records, meta))
+            continue
+        config = summary["config"]
+        jobs[(config["dropout"]["name"], config["seed"], config["trainer"]["fault"])] = (summary, records, meta)
+    assert sorted(jobs) == [("packed", 0, None), ("packed", 1, None), ("packed", 2, "oom"),
+                            ("standard", 0, None), ("standard", 1, None)]
+
+    group = {key: meta["run_group"] for key, (_, _, meta) in jobs.items()}
+    assert group["standard", 0, None] == group["standard", 1, None]  # seeds of one configuration: one group
+    assert group["packed", 0, None] == group["packed", 1, None]
+    assert len({group["standard", 0, None], group["packed", 0, None], group["packed", 2, "oom"]}) == 3
+    assert all(g.startswith(f"{sweep}/") for g in group.values())
+    for (variant, _, fault), (summary, records, meta) in jobs.items():
+        assert meta["job_type"] == variant
+        assert summary["config"]["sweep"] == str(sweep)
+        history = [r["history"]["item"] for r in records if r.get("type") == "history"]
+        keys = {k for row in history for k in row if not k.startswith("_")}
+        assert keys and all(k.startswith(NAMESPACES) for k in keys)
+        assert {"train/loss", "grad/norm", "speed/step_time_ms"} <= keys
+        if fault is None:
+            assert {"eval/f1", "memory/saved_mask_bytes"} <= keys
+        assert artifact_files(records)["job-records"] == [RECORD_FILE, STEPS_FILE]
+        expected = "oom" if fault == "oom" else "ok"
+        assert (summary["state"], summary["exit_code"]) == ("finished", 0)  # an OOM is a result, not a crash
+        assert summary["config"]["status"] == summary["summary"]["status"] == expected
+
+    ((summary, records, meta),) = report_runs  # one report run, grouped under the sweep
+    assert meta["run_group"] == str(sweep) and summary["config"]["sweep"] == str(sweep)
+    (item,) = [r["history"]["item"] for r in records if r.get("type") == "history"]  # leet flattens nesting
+    assert item[f"{REPORT_VERDICTS}._type"] == "table-file"
+    assert any(k.startswith("report/plots/") and v == "image-file" for k, v in item.items() if k.endswith("._type"))
+    assert "report.html" in artifact_files(records)["report"]
+    assert summary["state"] == "finished"
