@@ -150,6 +150,10 @@ class WandbLogger:
         if not self._try("log", lambda: self.run.log({**row_keys(row), STEP: step}, step=step)):
             self.run = None  # stop mirroring, keep training
 
+    def summary(self, values: Mapping[str, Any]) -> None:
+        """Put a metrics.json summary's numbers into the run's summary, under W&B names."""
+        self._try("summary", lambda: self.run.summary.update(final_row_keys(values)))
+
     def finish_job(self, record: Mapping[str, Any], job_dir: Path) -> None:
         """Mirror the job's end, then close the run: final numbers, status and reports, the artifact.
 
