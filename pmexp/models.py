@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -140,8 +142,40 @@ def _config_dropout(cfg: DictConfig) -> dict[str, float]:
     return {key: float(value) for key, value in cfg.model.config.items() if key in keys and value is not None}
 
 
+def _hub_unreachable(repo_id: str, timeout_s: float = 3.0) -> str | None:
+    """Why the hub cannot serve `repo_id` now, or None (in the local cache, or the hub answers).
+
+    Why: without network, transformers retries for ~25 s (measured here) before its OSError; one
+    TCP connect with a short timeout tells the same at once.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set and the model is not in the local cache"
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s).close()
+    except OSError as e:
+        return f"the hub ({url.hostname}) cannot be reached: {e}"
+    return None
+
+
+def _load_error(m: DictConfig, source: str, why: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load the pretrained weights of model.name={m.name} from {source!r} ({why}). Without the "
+        f"Hugging Face hub, pass model.local_path=<folder with config.json and weights>, or model.pretrained=false "
+        f"for random init (memory and speed runs: the same architecture, no download)"
+    )
+
+
 def _pretrained(cfg: DictConfig, source: str) -> torch.nn.Module:
     m = cfg.model
+    if m.local_path is None:
+        why = _hub_unreachable(source)
+        if why is not None:
+            raise _load_error(m, source, why)
     # fp32 master weights whatever the checkpoint stores (transformers 5 defaults to its dtype);
     # precision=bf16/fp16 autocasts the compute.
     kwargs: dict[str, Any] = dict(_config_dropout(cfg), **_dropout_overrides(cfg), attn_implementation=cfg.attention,
@@ -150,13 +184,8 @@ def _pretrained(cfg: DictConfig, source: str) -> torch.nn.Module:
         kwargs["num_labels"] = m.num_labels
     try:
         return _auto_class(m.task).from_pretrained(source, **kwargs)
-    except OSError as e:  # hub unreachable (HF_HUB_OFFLINE=1 fails at once), repo missing, or weights absent
-        raise ModelLoadError(
-            f"could not load the pretrained weights of model.name={m.name} from {source!r} "
-            f"({str(e).splitlines()[0] if str(e) else type(e).__name__}). Without the Hugging Face hub, pass "
-            f"model.local_path=<folder with config.json and weights>, or model.pretrained=false for random init "
-            f"(memory and speed runs: the same architecture, no download)"
-        ) from e
+    except OSError as e:  # repo missing, weights absent, or the hub gone mid-download
+        raise _load_error(m, source, str(e).splitlines()[0] if str(e) else type(e).__name__) from e
 
 
 def build_model(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -11,11 +11,31 @@ from pmexp.train import train
 
 
 def test_a_pretrained_hub_model_without_the_hub_fails_at_once_naming_the_fix(make_cfg, monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # what a machine without network sees, without waiting on it
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: set it there too
     record = train(make_cfg("model.pretrained=true"))  # tinybert from huawei-noah/..., not in the cache
     assert record["status"] == "failed"
     assert "model.pretrained=false" in record["error"] and "model.local_path=" in record["error"]
     assert record["summary"]["steps"] == 0  # nothing trained before it gave up
+
+
+def test_an_unreachable_hub_is_found_out_in_one_short_connect(monkeypatch):
+    """Without network transformers retries ~25 s; one refused connect says the same at once."""
+    import socket
+
+    import huggingface_hub.constants
+
+    from pmexp.models import _hub_unreachable
+
+    def refused(address, timeout):
+        assert timeout <= 5
+        raise ConnectionRefusedError("connection refused")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "create_connection", refused)
+    assert "cannot be reached" in _hub_unreachable("no-such-org/no-such-model-for-pmexp")
 
 
 def test_random_init_on_a_labelled_task_says_so_in_the_log_and_the_record(make_cfg, caplog):
