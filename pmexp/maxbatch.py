@@ -54,6 +54,7 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PROBE_OVERRIDES: tuple[str, ...] = (
     "trainer.max_steps=3", "data=synthetic", "logger=none", "trainer.eval=false",
     "trainer.probe=false", "trainer.timing_warmup=1", "force=true",
+    "model.pretrained=false",  # memory is the architecture's, not the weights': random init, no hub (overridable)
 )
 DEFAULT_VARIANTS: tuple[str, ...] = ("standard", "packed_exact", "packed", "seeded")
 _CONTROLLED = ("dropout", "job_dir")  # set per probe; a user override of them is refused

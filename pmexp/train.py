@@ -460,7 +460,8 @@ def _run(cfg: DictConfig, info: DistInfo, started: float, job_dir: Path) -> dict
     if choices.get("experiment"):
         tags.append(choices["experiment"])
     logger_cfg = cfg.logger if info.is_rank0 else OmegaConf.create({"name": "none", "mode": "disabled"})
-    wb = WandbLogger(logger_cfg, config, job_dir, name, str(runtime.sweep.dir) if multirun else None, tags)
+    wb = WandbLogger(logger_cfg, config, job_dir, name, str(runtime.sweep.dir) if multirun else None, tags,
+                     extra_config={"config_hash": chash, "env": record["env"]})
     steps = StepLog(job_dir) if info.is_rank0 else _NoStepLog()
     killed: JobKilled | None = None
     try:
@@ -486,8 +487,7 @@ def _run(cfg: DictConfig, info: DistInfo, started: float, job_dir: Path) -> dict
                 write_record(job_dir, record)
     finally:
         steps.close()
-        wb.summary({**record["summary"], "status": record["status"]})  # W&B shows diverged, oom ... too
-        wb.finish(exit_code=0 if record["status"] == "ok" else 1)
+        wb.finish_job(record, job_dir)  # status (ok, oom, diverged ...), reports and the records artifact, then finish
     if device.type == "cuda":  # the failed job's tensors are unreachable now: give their memory back
         gc.collect()
         torch.cuda.empty_cache()

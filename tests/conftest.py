@@ -1,7 +1,7 @@
 """Shared fixtures: the real conf/ composed and shrunk to a CPU run of seconds.
 
 `make_cfg(*overrides)` composes conf/train.yaml as `python -m pmexp.train` would, then shrinks it:
-a 2-layer BERT of hidden size 32, 2 optimizer steps of batch 8, CPU, no logger, records in a fresh
+a random-init 2-layer BERT of hidden size 32, 2 optimizer steps of batch 8, CPU, no logger, records in a fresh
 tmp dir, MRPC-shaped data written by the test itself (the real corpus is not needed, nor copied).
 """
 
@@ -17,16 +17,19 @@ from omegaconf import DictConfig
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
+# Random init (model.pretrained=false): named models load pretrained weights by default.
 TINY_BERT = [
+    "model=tinybert",
+    "model.pretrained=false",
     "model.config.num_hidden_layers=2",
     "model.config.hidden_size=32",
     "model.config.num_attention_heads=2",
     "model.config.intermediate_size=64",
 ]
-TINY_GPT2 = ["model=gpt2", "model.config.n_layer=1", "model.config.n_embd=32", "model.config.n_head=2",
-             "model.config.vocab_size=128", "seq_len=16"]
-TINY_VIT = ["model=vit_b16", "model.config.num_hidden_layers=1", "model.config.hidden_size=32",
-            "model.config.num_attention_heads=2", "model.config.intermediate_size=64",
+TINY_GPT2 = ["model=gpt2", "model.pretrained=false", "model.config.n_layer=1", "model.config.n_embd=32",
+             "model.config.n_head=2", "model.config.vocab_size=128", "seq_len=16"]
+TINY_VIT = ["model=vit_b16", "model.pretrained=false", "model.config.num_hidden_layers=1",
+            "model.config.hidden_size=32", "model.config.num_attention_heads=2", "model.config.intermediate_size=64",
             "model.config.image_size=32", "model.config.patch_size=8", "model.num_labels=10"]
 SHRINK = [
     "trainer.max_steps=2",

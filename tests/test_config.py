@@ -37,13 +37,30 @@ def test_every_option_composes_and_validates(group, option):
         assert cfg.attention == option
 
 
-def test_defaults_are_tinybert_on_mrpc_offline():
+def test_defaults_are_pretrained_minilm_on_mrpc_with_wandb_offline(monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     cfg = validate(compose_train())
     assert (cfg.model.name, cfg.data.name, cfg.dropout.name, cfg.precision.name) == (
-        "tinybert", "mrpc", "standard", "fp32")
-    assert (cfg.attention, cfg.seq_len, cfg.logger.name, cfg.model.pretrained) == ("eager", 128, "none", False)
-    c = cfg.model.config
-    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (4, 312, 12, 1200)
+        "minilm", "mrpc", "standard", "fp32")
+    assert (cfg.attention, cfg.seq_len, cfg.model.pretrained) == ("eager", 128, True)
+    assert cfg.model.local_path.startswith("pkg://")  # ships offline
+    assert (cfg.logger.name, cfg.logger.mode) == ("wandb", "offline")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert validate(compose_train()).logger.mode == "online"
+    assert validate(compose_train("logger=none")).logger.name == "none"
+
+
+@pytest.mark.parametrize("model", ["tinybert", "bert_base", "bert_large", "gpt2", "vit_b16", "minilm"])
+def test_named_models_are_pretrained_and_memory_presets_are_not(model):
+    assert compose_train(f"model={model}").model.pretrained is True
+    c = compose_train(f"model={model}", "model.pretrained=false").model.config
+    assert c.get("num_hidden_layers", c.get("n_layer")) >= 1  # random init has an architecture to build
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
+def test_memory_and_speed_presets_use_random_init(preset):
+    expected = preset == "fidelity"  # the one preset that measures learning: pretrained MiniLM
+    assert compose_train(f"experiment={preset}").model.pretrained is expected
 
 
 @pytest.mark.parametrize("model", ["gpt2", "vit_b16"])
@@ -164,7 +181,7 @@ def test_fp16_on_cpu_is_a_recorded_warning(make_cfg):
 def test_seq_len_beyond_a_pretrained_model_fails_but_random_init_extends():
     with pytest.raises(ConfigError, match=r"seq_len=1024.*512 positions"):
         validate(compose_train("model=minilm", "seq_len=1024"))
-    assert validate(compose_train("model=bert_base", "seq_len=4096")).seq_len == 4096
+    assert validate(compose_train("model=bert_base", "model.pretrained=false", "seq_len=4096")).seq_len == 4096
 
 
 def test_dropout_none_refuses_a_probability():

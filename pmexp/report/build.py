@@ -39,6 +39,7 @@ class ReportFiles:
     markdown: Path
     html: Path
     plots: tuple[Path, ...]
+    blocks: tuple[Block, ...] = ()  # the document itself: what `--wandb` logs as tables and images
 
 
 def _env_table(envs: Sequence[dict]) -> Table:
@@ -139,4 +140,4 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text(to_markdown(blocks))
     html_path.write_text(to_html(blocks, "pmexp report"))
-    return ReportFiles(md_path, html_path, tuple(p for p, _ in plots))
+    return ReportFiles(md_path, html_path, tuple(p for p, _ in plots), tuple(blocks))
