@@ -232,10 +232,16 @@ def validate(cfg: DictConfig) -> DictConfig:
     if c.precision.autocast_dtype not in AUTOCAST_DTYPES:
         _fail("precision.autocast_dtype", c.precision.autocast_dtype, f"pick one of {AUTOCAST_DTYPES}")
 
-    if c.data.name not in ("mrpc", "synthetic"):
-        _fail("data.name", c.data.name, "pick data=mrpc or data=synthetic")
-    if c.data.name == "mrpc" and m.task != "sequence_classification":
-        _fail("data", "mrpc", f"model={m.name} is a {m.task} model: use data=synthetic")
+    from pmexp.tasks import GLUE_TASKS  # no imports of its own
+
+    if c.data.name not in (*GLUE_TASKS, "synthetic"):
+        _fail("data.name", c.data.name, f"pick data=synthetic or a GLUE task: {', '.join(GLUE_TASKS)}")
+    glue = GLUE_TASKS.get(c.data.name)
+    if glue is not None and m.task != "sequence_classification":
+        _fail("data", c.data.name, f"model={m.name} is a {m.task} model: use data=synthetic")
+    if glue is not None and m.num_labels != glue.num_labels:
+        _fail("model.num_labels", m.num_labels, f"data={glue.name} has {glue.num_labels} labels: pass "
+              f"model.num_labels={glue.num_labels}")
     if c.data.name == "synthetic" and (c.data.num_train is None or c.data.num_eval is None):
         _fail("data.num_train/num_eval", (c.data.num_train, c.data.num_eval), "synthetic data needs both counts")
     for key in ("max_train_samples", "max_eval_samples", "num_train", "num_eval"):

@@ -201,7 +201,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    from pmexp.data import build_dataloaders, count_tokens
+    from pmexp.data import build_dataloaders, check_data, count_tokens
     from pmexp.distributed import max_over_ranks, sum_over_ranks
     from pmexp.masks import packed_saved_masks
     from pmexp.metrics import StepTimer, grad_norms, peak_memory, reset_peak_memory, sync
@@ -217,6 +217,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             log.warning("trainer.memory_cap_gb applies to CUDA only; ignored on %s", device)
 
     # Model, dropout variant, data. The surgery works on the bare model, before any DDP wrapper.
+    check_data(cfg)  # every row of the task's files, before the model's minutes of building
     model, record["model_info"] = build_model(cfg)
     record["dropout_report"] = apply_dropout(model, cfg.dropout)
     record["memory_report"] = apply_memory(model, cfg)
