@@ -24,7 +24,7 @@ from pmexp.report.document import (
 )
 from pmexp.report.gather import gather_maxbatch, gather_rows
 from pmexp.report.plots import plot_loss_curves, plot_vs_seq_len
-from pmexp.report.stats import compare_to_standard, group_rows
+from pmexp.report.stats import ALPHA, compare_to_standard, group_rows
 from pmexp.report.verdicts import judge
 
 __all__ = ["ReportFiles", "build_report"]
@@ -117,6 +117,13 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
                       "variant stores no mask); ΔF1 = variant - standard with Welch's t-test; "
                       "σ = std of standard's F1 over seeds."),
             tables.comparison_table(comparisons),
+            Heading("Step times against standard"),
+            Paragraph(f"Per-step wall times (steps.jsonl's step_time_ms, each job's first trainer.timing_warmup "
+                      f"steps left out), pooled over the ok seeds. Step time ratio = mean variant / mean standard; "
+                      f"Welch's t-test, one-sided (H1: the variant's steps take longer, so a faster variant is "
+                      f"never 'slower'); p > {ALPHA} reads 'not statistically slower'. Steps of one job are not "
+                      f"independent draws: the p-value screens noise, it is not an exact error rate."),
+            tables.step_time_table(comparisons),
         ]
     memory = tables.memory_tables(groups, maxbatch)
     if memory:
