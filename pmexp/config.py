@@ -107,6 +107,7 @@ class TrainerConfig:
     num_workers: int = 0
     fault: str | None = None
     strategy: str = "single"
+    reference: str | None = None
 
 
 @dataclasses.dataclass
@@ -177,6 +178,29 @@ def _check_schema(cfg: DictConfig) -> DictConfig:
     if missing:
         raise ConfigError(f"config keys {missing} have no value: pick a config group option for them")
     return merged
+
+
+def _check_reference(c: DictConfig) -> None:
+    """trainer.reference: a known mode, on one process, eager, without a GradScaler."""
+    from pmexp.reference import REFERENCES  # torch only
+
+    t = c.trainer
+    if t.reference not in REFERENCES:
+        _fail("trainer.reference", t.reference, f"pick one of {REFERENCES} (null: no lockstep reference)")
+    if t.reference is None:
+        return
+    if t.strategy != "single":
+        _fail("trainer.reference", t.reference, "the lockstep reference runs in one process: "
+              "pass trainer.strategy=single, or trainer.reference=null")
+    if t.compile:
+        _fail("trainer.reference", t.reference, "the reference runs eager and compiled masks may differ: "
+              "pass trainer.compile=false, or trainer.reference=null")
+    if c.dropout.name == "none":
+        _fail("trainer.reference", t.reference, "the reference is a copy of the built model, whose dropout "
+              "dropout=none set to 0: compare a dropout variant (e.g. dropout=packed), or trainer.reference=null")
+    if c.precision.grad_scaler:
+        _fail("trainer.reference", t.reference, "fp16's loss scaling is not mirrored in the reference: "
+              "use precision=fp32 or bf16, or trainer.reference=null")
 
 
 def validate(cfg: DictConfig) -> DictConfig:
@@ -275,6 +299,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     if t.strategy != "single" and (t.device.startswith("cuda:") or t.device == "mps"):
         _fail("trainer.device", t.device, f"with trainer.strategy={t.strategy} each process takes cuda:LOCAL_RANK: "
               "pass trainer.device=auto, cuda or cpu")
+
+    _check_reference(c)
 
     from pmexp.models import check_model_config  # imports transformers
 

@@ -206,6 +206,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     from pmexp.masks import packed_saved_masks
     from pmexp.metrics import StepTimer, grad_norms, peak_memory, reset_peak_memory, sync
     from pmexp.models import apply_dropout, apply_memory, build_model
+    from pmexp.reference import start_reference
 
     t, summary, device = cfg.trainer, record["summary"], info.device
     _seed_everything(cfg.seed)
@@ -219,6 +220,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     # Model, dropout variant, data. The surgery works on the bare model, before any DDP wrapper.
     check_data(cfg)  # every row of the task's files, before the model's minutes of building
     model, record["model_info"] = build_model(cfg)
+    reference = start_reference(cfg, model, device)  # the model's own dropout: copied before the surgery
     record["dropout_report"] = apply_dropout(model, cfg.dropout)
     record["memory_report"] = apply_memory(model, cfg)
     model.to(device)
@@ -291,6 +293,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             boundary = micro + 1 >= t.grad_accum or i + 1 >= len(train_loader)  # an optimizer step follows
             # DDP: accumulating micro-batches skip the gradient all-reduce; the last one does it.
             no_sync = ddp.no_sync if ddp is not None and not boundary else contextlib.nullcontext
+            if reference is not None:  # first, then the RNG state is restored for the trained model
+                reference.micro_step(batch, model)
             with masks(), no_sync():
                 with autocast():
                     loss = fwd(**batch).loss / t.grad_accum
@@ -316,6 +320,9 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
 
             row = {"step": step, "loss": float(loss_sum), "lr": lr, "grad_norm": grad_norm,
                    "step_time_ms": seconds * 1000, **layer_norms}
+            if reference is not None:  # its micro-steps are inside step_time_ms: time runs without one
+                row.update(reference.step(model, lr, row["loss"]))
+                summary.update(reference.summary())
             steps.write(row)
             wb.log(row, step)
             summary.update(steps=step, train_loss_final=row["loss"], grad_norm_final=grad_norm)

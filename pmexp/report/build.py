@@ -23,7 +23,7 @@ from pmexp.report.document import (
     to_markdown,
 )
 from pmexp.report.gather import gather_maxbatch, gather_rows
-from pmexp.report.plots import plot_loss_curves, plot_vs_seq_len
+from pmexp.report.plots import plot_loss_curves, plot_reference_curves, plot_vs_seq_len
 from pmexp.report.stats import ALPHA, compare_to_standard, group_rows
 from pmexp.report.verdicts import judge
 
@@ -76,6 +76,7 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
         *plot_vs_seq_len(groups, "peak_allocated_mb", "peak allocated MB", out_dir, "memory_vs_seq_len"),
         *plot_vs_seq_len(groups, "throughput_seq_s", "throughput seq/s", out_dir, "throughput_vs_seq_len"),
         *plot_loss_curves(groups, out_dir),
+        *plot_reference_curves(groups, out_dir),
     ]
 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -125,6 +126,14 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
                       f"independent draws: the p-value screens noise, it is not an exact error rate."),
             tables.step_time_table(comparisons),
         ]
+    with_reference = [g for g in groups if g.settings.get("reference")]
+    if with_reference:
+        blocks += [Heading("Against the lockstep reference"),
+                   Paragraph("Jobs run with trainer.reference: a standard-dropout copy from the same initial "
+                             "weights, fed the same batches (pmexp/reference.py). Per step: cosine and norm ratio "
+                             "of the two parameter updates, loss difference; here their means over steps, then "
+                             "mean ± std over seeds. standard against standard_reseed is the noise floor."),
+                   tables.metric_table(with_reference, tables.REFERENCE_METRICS)]
     memory = tables.memory_tables(groups, maxbatch)
     if memory:
         blocks += [Heading("Memory technique"),

@@ -40,7 +40,7 @@ __all__ = [
 #: Summary fields that describe *what* was run (as opposed to what was measured).
 SETTING_KEYS: tuple[str, ...] = (
     "data", "model", "variant", "precision", "seq_len", "attention",
-    "batch_size", "compile", "checkpointing", "memory", "targets", "strategy", "world_size", "seed",
+    "batch_size", "compile", "checkpointing", "memory", "targets", "strategy", "world_size", "reference", "seed",
 )
 #: A "configuration" is every setting except the seed (its jobs are the seed repeats) and
 #: ``checkpointing``, which ``memory`` names (see :func:`settings_of`).
@@ -69,6 +69,7 @@ _CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "targets": ("dropout.targets",),
     "strategy": ("trainer.strategy",),
     "world_size": (),  # in the summary only (torchrun's WORLD_SIZE)
+    "reference": ("trainer.reference",),  # the lockstep reference (pmexp.reference); null: none
     "seed": ("seed",),
 }
 #: What each ``memory`` config switches on: (Tempo's layers, activation checkpointing).

@@ -32,6 +32,7 @@ __all__ = [
     "MEMORY_SPEED_METRICS",
     "QUALITY_METRICS",
     "RANK_PEAK_METRICS",
+    "REFERENCE_METRICS",
     "common_settings",
     "comparison_table",
     "maxbatch_table",
@@ -60,6 +61,13 @@ QUALITY_METRICS: tuple[tuple[str, str, int], ...] = (
     ("eval_accuracy", "accuracy", 4),
     ("eval_loss", "eval loss", 4),
     ("train_loss_final", "train loss", 4),
+)
+#: A lockstep reference run's summary (pmexp.reference): the variant's updates against the reference's.
+REFERENCE_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("ref_update_cos_mean", "update cos mean", 6),
+    ("ref_update_cos_min", "update cos min", 6),
+    ("ref_update_norm_ratio_mean", "norm ratio mean", 4),
+    ("ref_loss_diff_abs_mean", "|loss diff| mean", 6),
 )
 #: Per-process peaks of a distributed job, whose ``peak_allocated_mb`` is rank 0's own.
 RANK_PEAK_METRICS: tuple[tuple[str, str, int], ...] = (
