@@ -18,7 +18,8 @@ its sweep goes on). A job dir whose record says ok for the same config is skippe
 
 With `trainer.strategy=ddp|zero1` (under torchrun, see pmexp.distributed) every process trains its
 shard of the data with the model wrapped in DistributedDataParallel (zero1 also shards AdamW's state);
-rank 0 picks the one job dir, evaluates, and alone writes the records and the W&B run.
+zero2|zero3 shard the model with FSDP2 instead. Rank 0 picks the one job dir, evaluates (zero2/3: every
+rank does), and alone writes the records and the W&B run.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     from transformers import get_linear_schedule_with_warmup
 
     from pmexp.data import build_dataloaders, check_data, count_tokens
-    from pmexp.distributed import max_over_ranks, sum_over_ranks
+    from pmexp.distributed import SHARDED, data_parallel, grad_sync, max_over_ranks, shard_model, sum_over_ranks
     from pmexp.masks import packed_saved_masks
     from pmexp.metrics import StepTimer, grad_norms, peak_memory, reset_peak_memory, sync
     from pmexp.models import apply_dropout, apply_memory, build_model
@@ -232,6 +233,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     steps_per_epoch = math.ceil(len(train_loader) / t.grad_accum)
     total_steps = t.max_steps or steps_per_epoch * t.epochs
     epochs = math.ceil(total_steps / steps_per_epoch)
+    shard_model(info, model)  # zero2/zero3: FSDP2 shards the parameters in place, before the optimizer holds them
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
@@ -247,13 +249,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     autocast = partial(torch.autocast, device_type=device.type, dtype=dtype, enabled=dtype is not None)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision.grad_scaler)
     masks = packed_saved_masks if cfg.dropout.hooks else contextlib.nullcontext
-    ddp = None
-    if info.multi_process:  # broadcasts rank 0's parameters; gradients are averaged over ranks in backward
-        from torch.nn.parallel import DistributedDataParallel
-
-        # broadcast_buffers=False: the buffers (position ids) never change, so no collective per forward.
-        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      broadcast_buffers=False)
+    # ddp/zero1: broadcasts rank 0's parameters; gradients are averaged over ranks in backward.
+    ddp = data_parallel(info, model)
     fwd, watch = ddp or model, None
     if t.compile:
         from pmexp.compiling import CompileWatch, compile_fresh
@@ -270,7 +267,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     # compile), with the peak read first. DDP: probe the bare model (a forward without backward
     # through the DDP wrapper would leave its reducer waiting).
     probe_compiled = t.probe and t.compile and not info.multi_process
-    if t.probe and not probe_compiled:
+    # zero2/3: no probe (FSDP2's gathered parameters are saved for backward and would count as activations).
+    if t.probe and not probe_compiled and info.strategy not in SHARDED:
         probe(model, next(iter(train_loader)))
     reset_peak_memory(device)
     timer = StepTimer(t.timing_warmup)
@@ -292,7 +290,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             tokens += count_tokens(batch, model.config)
             boundary = micro + 1 >= t.grad_accum or i + 1 >= len(train_loader)  # an optimizer step follows
             # DDP: accumulating micro-batches skip the gradient all-reduce; the last one does it.
-            no_sync = ddp.no_sync if ddp is not None and not boundary else contextlib.nullcontext
+            no_sync = partial(grad_sync, ddp or model, not boundary)
             if reference is not None:  # first, then the RNG state is restored for the trained model
                 reference.micro_step(batch, model)
             with masks(), no_sync():
@@ -339,7 +337,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             if step >= total_steps:
                 break
 
-        if t.eval and info.is_rank0:  # rank 0 alone, on the bare model: no collective, the whole eval set
+        # Rank 0 alone on the bare model (no collective), the whole eval set; zero2/3: every rank (sharded forward).
+        if t.eval and (info.is_rank0 or info.strategy in SHARDED):
             result = evaluate(model if ddp is not None else fwd, eval_loader, device, autocast, cfg)
             steps.write({"epoch": epoch + 1, **result})
             wb.log(result, step)
