@@ -27,8 +27,8 @@ class GlueTask:
         columns: the header of the local TSVs, in file order.
         label_names: string labels in class-index order (index = the hub's integer label); None when
             the files hold integers `0 .. num_labels - 1`.
-        num_labels: the number of classes; `model.num_labels` must equal it.
-        metric: GLUE's headline metric for the task ("f1" or "accuracy"), the one the report leads with.
+        num_labels: the number of classes; `model.num_labels` must equal it (so the eval metrics,
+            which read `model.num_labels`, count the task's classes).
     """
 
     name: str
@@ -36,7 +36,6 @@ class GlueTask:
     columns: tuple[str, ...]
     label_names: tuple[str, ...] | None
     num_labels: int
-    metric: str
     label_field: str = "label"
 
     @property
@@ -68,14 +67,13 @@ class GlueTask:
 GLUE_TASKS: dict[str, GlueTask] = {
     t.name: t
     for t in (
-        # Paraphrase pairs; GLUE reports F1 and accuracy.
-        GlueTask("mrpc", ("sentence1", "sentence2"), ("label", "id1", "id2", "sentence1", "sentence2"),
-                 None, 2, "f1"),
+        # Paraphrase pairs, 1 = equivalent.
+        GlueTask("mrpc", ("sentence1", "sentence2"), ("label", "id1", "id2", "sentence1", "sentence2"), None, 2),
         # Single sentences, sentiment 0/1; the files keep GLUE's trailing space after each sentence.
-        GlueTask("sst2", ("sentence",), ("sentence", "label"), None, 2, "accuracy"),
+        GlueTask("sst2", ("sentence",), ("sentence", "label"), None, 2),
         # Entailment pairs with string labels; the hub's ClassLabel order: entailment 0, not_entailment 1.
         GlueTask("rte", ("sentence1", "sentence2"), ("index", "sentence1", "sentence2", "label"),
-                 ("entailment", "not_entailment"), 2, "accuracy"),
+                 ("entailment", "not_entailment"), 2),
     )
 }
 
