@@ -79,16 +79,16 @@ def find_mrpc_dir(configured: str | None) -> Path | None:
     return find_task_dir(glue_task("mrpc"), configured)
 
 
-def _fail(path: Path | str, line: int | None, what: str) -> DataFileError:
-    where = f"{path}, line {line}" if line is not None else str(path)
+def _fail(path: Path | str, line: int | None, what: str, unit: str = "line") -> DataFileError:
+    where = f"{path}, {unit} {line}" if line is not None else str(path)
     return DataFileError(f"{where}: {what}")
 
 
-def _check_row(task: GlueTask, values: dict[str, Any], where: Path | str, line: int) -> int:
+def _check_row(task: GlueTask, values: dict[str, Any], where: Path | str, line: int, unit: str = "line") -> int:
     """The row's class index; raises naming `where` and `line` when a field is empty or the label unknown."""
     for name in task.text_fields:
         if not isinstance(values.get(name), str) or not values[name].strip():
-            raise _fail(where, line, f"column {name!r} is empty: every row needs {', '.join(task.text_fields)}")
+            raise _fail(where, line, f"column {name!r} is empty: every row needs {', '.join(task.text_fields)}", unit)
     label = values.get(task.label_field)
     index = None
     if isinstance(label, str):  # a TSV cell
@@ -97,7 +97,7 @@ def _check_row(task: GlueTask, values: dict[str, Any], where: Path | str, line: 
         index = label if 0 <= label < task.num_labels else None
     if index is None:
         raise _fail(where, line, f"label {label!r} is not a label of {task.name} ({task.label_hint()}; "
-                                 f"num_labels={task.num_labels})")
+                                 f"num_labels={task.num_labels})", unit)
     return index
 
 
@@ -150,7 +150,7 @@ def _read_checked(task: GlueTask, path: str, mtime_ns: int, size: int) -> dict[s
 
 
 def _check_hub(task: GlueTask, raw: Any, source: str) -> None:
-    """The hub's splits hold the task's columns, rows and labels (the "line" is the 0-based row index)."""
+    """The hub's splits hold the task's columns, rows and labels (errors name the 0-based row)."""
     for split in ("train", "validation"):
         ds = raw[split]
         where = f"{source} split {split}"
@@ -162,7 +162,7 @@ def _check_hub(task: GlueTask, raw: Any, source: str) -> None:
         names = [*task.text_fields, task.label_field]
         columns = {name: ds[name] for name in names}  # whole columns: row-by-row access is ~100x slower
         for i in range(len(ds)):
-            _check_row(task, {name: columns[name][i] for name in names}, where, i)
+            _check_row(task, {name: columns[name][i] for name in names}, where, i, unit="row")
 
 
 def _load_task(task: GlueTask, data_cfg: DictConfig) -> Any:

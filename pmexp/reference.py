@@ -54,6 +54,10 @@ def _set_rng(device: torch.device, state: _RngState) -> None:
         torch.cuda.set_rng_state(state[1], device)
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 @torch.no_grad()
 def update_similarity(
     named_updates: Iterable[tuple[str, torch.Tensor, torch.Tensor]],
@@ -169,9 +173,8 @@ class Reference:
         """Summary keys: the mode, mean and min cosine, mean norm ratio, mean and max |loss diff|."""
         cos, ratio = self.history["ref/update_cos"], self.history["ref/update_norm_ratio"]
         diff = [abs(x) for x in self.history["ref/loss_diff"]]
-        mean = (lambda xs: sum(xs) / len(xs) if xs else None)  # noqa: E731 - three uses below
-        return {"reference": self.mode, "ref_update_cos_mean": mean(cos), "ref_update_cos_min": min(cos, default=None),
-                "ref_update_norm_ratio_mean": mean(ratio), "ref_loss_diff_abs_mean": mean(diff),
+        return {"reference": self.mode, "ref_update_cos_mean": _mean(cos), "ref_update_cos_min": min(cos, default=None),
+                "ref_update_norm_ratio_mean": _mean(ratio), "ref_loss_diff_abs_mean": _mean(diff),
                 "ref_loss_diff_abs_max": max(diff, default=None)}
 
 

@@ -170,3 +170,19 @@ def test_a_bad_label_past_max_train_samples_is_still_found(make_cfg, tmp_path):
     _edit(folder / "train.tsv", 40, "2\t1\t2\ta b\tc d")  # training would stop long before row 39
     with pytest.raises(DataFileError, match="line 40: label '2'"):
         check_data(_task_cfg(make_cfg, "mrpc", folder))
+
+
+def test_hub_data_is_checked_too_and_names_split_and_row(make_cfg, tmp_path, monkeypatch):
+    import datasets
+
+    def fake_hub(hub_id, config):  # the hub's shape: integer ClassLabel labels, an idx column
+        rows = {"sentence1": ["a b", "c d", "e f"], "sentence2": ["g", "h", "i"], "label": [0, 1, 7], "idx": [0, 1, 2]}
+        good = {k: v[:2] for k, v in rows.items()}
+        return datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
+                                     "validation": datasets.Dataset.from_dict(good)})
+
+    monkeypatch.setattr(pmexp.data, "SHARED_DATA", tmp_path)  # no local copy: the hub is next
+    monkeypatch.setattr(datasets, "load_dataset", fake_hub)
+    cfg = make_cfg("data=rte", "data.dir=null")
+    with pytest.raises(DataFileError, match=r"hub nyu-mll/glue/rte split train, row 2: label 7 is not a label of rte"):
+        check_data(cfg)
