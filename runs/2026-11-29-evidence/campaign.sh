@@ -6,14 +6,14 @@
 #   bash runs/2026-11-29-evidence/campaign.sh fidelity    # nvidia-h200, ~8 min; re-run resumes
 #   bash runs/2026-11-29-evidence/campaign.sh longctx     # nvidia-h200, ~10-12 min (two calls: resumes)
 #   bash runs/2026-11-29-evidence/campaign.sh maxseq      # nvidia-h200, ~6 min
-#   bash runs/2026-11-29-evidence/campaign.sh zero        # nvidia-h200-x2, ~10 min
+#   bash runs/2026-11-29-evidence/campaign.sh zero2       # nvidia-h200-x2, ~8 min (then zero3; ddp optional)
 #   bash runs/2026-11-29-evidence/campaign.sh reference   # nvidia-h200, ~3 min (optimisation dynamics)
 source runs/lanes.sh
 DEADLINE=$(( $(date +%s) + ${LANE_SECONDS:-540} ))
 S=multirun/evidence
 T="python3 -m pmexp.train -m"
 MINILM="model.local_path=$PWD/.carry/minilm-fp16"
-case "${1:?part: fidelity, longctx, maxseq, zero or reference}" in
+case "${1:?part: fidelity, longctx, maxseq, zero2, zero3, ddp or reference}" in
 fidelity)  # 60 jobs of MiniLM (host-bound at ~30 ms a step): four sweeps side by side on one GPU
   F="$T experiment=fidelity $MINILM hydra.sweep.dir=$S/fidelity"
   ( step fid_mrpc $F data=mrpc ) &
@@ -32,11 +32,12 @@ maxseq)  # longest seq_len per variant at batch 1 under the A100's 80 GB
   step maxseq_none $X trainer.memory_cap_gb=80 --out $S/maxseq_bert_base_eager
   step maxseq_ckpt $X trainer.memory_cap_gb=80 memory=checkpointing --out $S/maxseq_bert_base_eager_ckpt
   wait_lanes ;;
-zero)  # nvidia-h200-x2: largest per-GPU batch, BERT-large seq 512 bf16 with checkpointing, cap 80 GB
-  step zero_maxbatch python3 runs/2026-11-29-evidence/zero_maxbatch.py --out $S/zero_maxbatch \
-    --strategies ddp,zero2,zero3 --variants standard,packed --start 64 --step 16 -- \
+zero2|zero3|ddp)  # nvidia-h200-x2: largest per-GPU batch, BERT-large seq 512 bf16 with checkpointing, cap 80 GB
+  # One strategy per call (each probe is a torchrun start, ~25 s; ~9 probes per variant).
+  step "maxbatch_$1" python3 runs/2026-11-29-evidence/zero_maxbatch.py --out $S/maxbatch_$1 \
+    --strategies $1 --variants standard,packed --start 64 --step 32 -- \
     model=bert_large precision=bf16 seq_len=512 attention=eager memory=checkpointing trainer.memory_cap_gb=80
-  wait_lanes; cat $S/zero_maxbatch/zero_maxbatch.json ;;
+  wait_lanes; cat $S/maxbatch_$1/zero_maxbatch.json ;;
 reference)  # update cosine against a lockstep standard reference, and the noise floor, MiniLM on MRPC
   R="$T experiment=fidelity $MINILM data=mrpc seed=0,1 trainer.epochs=1 hydra.sweep.dir=$S/reference"
   ( step ref_variants $R dropout=packed_exact,packed,seeded trainer.reference=standard ) &
