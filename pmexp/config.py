@@ -109,6 +109,7 @@ class TrainerConfig:
     num_workers: int = 0
     fault: str | None = None
     strategy: str = "single"
+    reference: str | None = None
 
 
 @dataclasses.dataclass
@@ -207,6 +208,29 @@ def _check_schema(cfg: DictConfig) -> DictConfig:
     return merged
 
 
+def _check_reference(c: DictConfig) -> None:
+    """trainer.reference: a known mode, on one process, eager, without a GradScaler."""
+    from pmexp.reference import REFERENCES  # torch only
+
+    t = c.trainer
+    if t.reference not in REFERENCES:
+        _fail("trainer.reference", t.reference, f"pick one of {REFERENCES} (null: no lockstep reference)")
+    if t.reference is None:
+        return
+    if t.strategy != "single":
+        _fail("trainer.reference", t.reference, "the lockstep reference runs in one process: "
+              "pass trainer.strategy=single, or trainer.reference=null")
+    if t.compile:
+        _fail("trainer.reference", t.reference, "the reference runs eager and compiled masks may differ: "
+              "pass trainer.compile=false, or trainer.reference=null")
+    if c.dropout.name == "none":
+        _fail("trainer.reference", t.reference, "the reference is a copy of the built model, whose dropout "
+              "dropout=none set to 0: compare a dropout variant (e.g. dropout=packed), or trainer.reference=null")
+    if c.precision.grad_scaler:
+        _fail("trainer.reference", t.reference, "fp16's loss scaling is not mirrored in the reference: "
+              "use precision=fp32 or bf16, or trainer.reference=null")
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Check a composed config and return it typed and resolved, without the `hydra` node.
 
@@ -262,10 +286,16 @@ def validate(cfg: DictConfig) -> DictConfig:
     if c.precision.autocast_dtype not in AUTOCAST_DTYPES:
         _fail("precision.autocast_dtype", c.precision.autocast_dtype, f"pick one of {AUTOCAST_DTYPES}")
 
-    if c.data.name not in ("mrpc", "synthetic"):
-        _fail("data.name", c.data.name, "pick data=mrpc or data=synthetic")
-    if c.data.name == "mrpc" and m.task != "sequence_classification":
-        _fail("data", "mrpc", f"model={m.name} is a {m.task} model: use data=synthetic")
+    from pmexp.tasks import GLUE_TASKS  # no imports of its own
+
+    if c.data.name not in (*GLUE_TASKS, "synthetic"):
+        _fail("data.name", c.data.name, f"pick data=synthetic or a GLUE task: {', '.join(GLUE_TASKS)}")
+    glue = GLUE_TASKS.get(c.data.name)
+    if glue is not None and m.task != "sequence_classification":
+        _fail("data", c.data.name, f"model={m.name} is a {m.task} model: use data=synthetic")
+    if glue is not None and m.num_labels != glue.num_labels:
+        _fail("model.num_labels", m.num_labels, f"data={glue.name} has {glue.num_labels} labels: pass "
+              f"model.num_labels={glue.num_labels}")
     if c.data.name == "synthetic" and (c.data.num_train is None or c.data.num_eval is None):
         _fail("data.num_train/num_eval", (c.data.num_train, c.data.num_eval), "synthetic data needs both counts")
     for key in ("max_train_samples", "max_eval_samples", "num_train", "num_eval"):
@@ -305,6 +335,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     if t.strategy != "single" and (t.device.startswith("cuda:") or t.device == "mps"):
         _fail("trainer.device", t.device, f"with trainer.strategy={t.strategy} each process takes cuda:LOCAL_RANK: "
               "pass trainer.device=auto, cuda or cpu")
+
+    _check_reference(c)
 
     from pmexp.models import check_model_config  # imports transformers
 

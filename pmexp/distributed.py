@@ -1,7 +1,16 @@
-"""Several processes for one job (`trainer.strategy=ddp|zero1`), started by torchrun.
+"""Several processes for one job (`trainer.strategy=ddp|zero1|zero2|zero3`), started by torchrun.
 
     torchrun --nproc_per_node=2 -m pmexp.train trainer.strategy=ddp              # 2 GPUs (or 2 CPU processes)
     torchrun --nproc_per_node=8 -m pmexp.train trainer.strategy=zero1 model=bert_large
+    torchrun --nproc_per_node=2 -m pmexp.train trainer.strategy=zero3 model=bert_large memory=checkpointing
+
+ddp replicates everything; zero1 shards AdamW's state (ZeroRedundancyOptimizer, over DDP); zero2 and
+zero3 shard parameters, gradients and optimizer state with PyTorch's FSDP2 (`fully_shard`, one unit
+per transformer block plus the root): zero2 keeps a block's gathered parameters from its forward to
+its backward (`reshard_after_forward=False`, ZeRO-2-like: more memory, one all-gather per block per
+step), zero3 frees them after the forward and gathers them again for the backward
+(`reshard_after_forward=True`). Under zero2/zero3 every rank also evaluates (a forward needs every
+rank's shard); rank 0 alone still writes the records.
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT in each process; `setup`
 reads them, joins the process group (NCCL on CUDA, gloo on CPU) and binds each process to the GPU
@@ -11,9 +20,10 @@ process group), so the trainer calls them the same way in both cases.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -21,18 +31,24 @@ import torch.distributed as dist
 
 __all__ = [
     "LAUNCHER_ENV",
+    "SHARDED",
     "STRATEGIES",
     "DistInfo",
     "DistributedError",
     "broadcast_object",
+    "data_parallel",
     "gather_peak_memory",
+    "grad_sync",
     "max_over_ranks",
     "setup",
+    "shard_model",
     "sum_over_ranks",
     "teardown",
 ]
 
-STRATEGIES = ("single", "ddp", "zero1")
+STRATEGIES = ("single", "ddp", "zero1", "zero2", "zero3")
+#: Strategies whose parameters FSDP2 shards, and whether each frees gathered parameters after the forward.
+SHARDED = {"zero2": False, "zero3": True}
 LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 _HOW = ("run it with torchrun --nproc_per_node=N -m pmexp.train trainer.strategy={strategy} ..., or in a "
         "submitit launcher with hydra.launcher.tasks_per_node=N")
@@ -169,3 +185,65 @@ def gather_peak_memory(info: DistInfo, peak_allocated_mb: float | None) -> dict[
     if any(p is None for p in peaks):
         return {"peak_allocated_mb_max": None, "peak_allocated_mb_mean": None}
     return {"peak_allocated_mb_max": max(peaks), "peak_allocated_mb_mean": sum(peaks) / len(peaks)}
+
+
+def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model's transformer blocks: modules of the classes transformers never splits across devices."""
+    names = set(getattr(model, "_no_split_modules", None) or ())
+    return [m for m in model.modules() if type(m).__name__ in names and m is not model]
+
+
+def shard_model(info: DistInfo, model: torch.nn.Module) -> torch.nn.Module:
+    """zero2/zero3: shard the model's parameters over the ranks with FSDP2, in place; else a no-op.
+
+    Call it after the model is on its device and before the optimizer collects its parameters (they
+    become DTensors, each rank holding a 1/world_size slice). One FSDP unit per block (`_blocks`), so
+    only one block's parameters are gathered at a time, then the root for what is left (embeddings,
+    head).
+
+    Returns:
+        The same module (now an `FSDPModule` under zero2/zero3).
+    """
+    if info.strategy not in SHARDED:
+        return model
+    from torch.distributed.fsdp import fully_shard
+
+    reshard = SHARDED[info.strategy]
+    for block in _blocks(model):
+        fully_shard(block, reshard_after_forward=reshard)
+    return fully_shard(model, reshard_after_forward=reshard)
+
+
+def data_parallel(info: DistInfo, model: torch.nn.Module) -> Any:
+    """ddp/zero1: the model in DistributedDataParallel; zero2/zero3 (sharded already) and single: None."""
+    if not info.multi_process or info.strategy in SHARDED:
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    # broadcast_buffers=False: the buffers (position ids) never change, so no collective per forward.
+    return DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+                                   broadcast_buffers=False)
+
+
+@contextlib.contextmanager
+def grad_sync(module: torch.nn.Module, skip: bool) -> Iterator[None]:
+    """A backward under it skips the gradient all-reduce (DDP) or reduce-scatter (FSDP2) when `skip`.
+
+    For accumulating micro-batches: the last one of an optimizer step syncs; a single process, or
+    `skip` False, changes nothing.
+    """
+    from torch.distributed.fsdp import FSDPModule
+
+    if not skip:
+        yield
+    elif hasattr(module, "no_sync"):  # DistributedDataParallel
+        with module.no_sync():
+            yield
+    elif isinstance(module, FSDPModule):
+        module.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            module.set_requires_gradient_sync(True)
+    else:
+        yield

@@ -113,18 +113,26 @@ def layer_of(param_name: str) -> str:
 def grad_norms(named_parameters: Iterable[tuple[str, torch.nn.Parameter]]) -> tuple[float, dict[str, float]]:
     """Global and per-layer L2 norms of the current gradients (one CPU-GPU sync).
 
+    Gradients sharded as DTensors (FSDP2, trainer.strategy=zero2|zero3) count each rank's shard and
+    sum the squares over the ranks (one all-reduce): every rank gets the norms of the whole gradient.
+
     Returns:
         (global norm, {"grad_norm/<layer>": norm}); layers as `layer_of` groups them.
     """
-    names, grads = [], []
+    from torch.distributed.tensor import DTensor
+
+    names, grads, sharded = [], [], False
     for name, p in named_parameters:
         if p.grad is not None:
             names.append(layer_of(name))
-            grads.append(p.grad)
+            sharded = sharded or isinstance(p.grad, DTensor)
+            grads.append(p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad)
     if not grads:
         return 0.0, {}
     norms = torch._foreach_norm(grads)  # one kernel per dtype/device group, not one per tensor
     squares = torch.stack([n.float() for n in norms]) ** 2
+    if sharded:  # FSDP2 shards every parameter along dim 0 (Shard(0)): each element lives on one rank
+        torch.distributed.all_reduce(squares)
     values = squares.tolist()
     per_layer: dict[str, float] = defaultdict(float)
     for name, sq in zip(names, values, strict=True):

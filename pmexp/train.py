@@ -18,7 +18,8 @@ its sweep goes on). A job dir whose record says ok for the same config is skippe
 
 With `trainer.strategy=ddp|zero1` (under torchrun, see pmexp.distributed) every process trains its
 shard of the data with the model wrapped in DistributedDataParallel (zero1 also shards AdamW's state);
-rank 0 picks the one job dir, evaluates, and alone writes the records and the W&B run.
+zero2|zero3 shard the model with FSDP2 instead. Rank 0 picks the one job dir, evaluates (zero2/3: every
+rank does), and alone writes the records and the W&B run.
 """
 
 from __future__ import annotations
@@ -223,11 +224,12 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    from pmexp.data import build_dataloaders, count_tokens
-    from pmexp.distributed import max_over_ranks, sum_over_ranks
+    from pmexp.data import build_dataloaders, check_data, count_tokens
+    from pmexp.distributed import SHARDED, data_parallel, grad_sync, max_over_ranks, shard_model, sum_over_ranks
     from pmexp.masks import packed_saved_masks
     from pmexp.metrics import StepTimer, grad_norms, peak_memory, reset_peak_memory, sync
     from pmexp.models import apply_dropout, apply_memory, build_model
+    from pmexp.reference import start_reference
 
     t, summary, device = cfg.trainer, record["summary"], info.device
     _seed_everything(cfg.seed)
@@ -239,7 +241,9 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             log.warning("trainer.memory_cap_gb applies to CUDA only; ignored on %s", device)
 
     # Model, dropout variant, data. The surgery works on the bare model, before any DDP wrapper.
+    check_data(cfg)  # every row of the task's files, before the model's minutes of building
     model, record["model_info"] = build_model(cfg)
+    reference = start_reference(cfg, model, device)  # the model's own dropout: copied before the surgery
     record["dropout_report"] = apply_dropout(model, cfg.dropout)
     record["memory_report"] = apply_memory(model, cfg)
     model.to(device)
@@ -251,6 +255,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     steps_per_epoch = math.ceil(len(train_loader) / t.grad_accum)
     total_steps = t.max_steps or steps_per_epoch * t.epochs
     epochs = math.ceil(total_steps / steps_per_epoch)
+    shard_model(info, model)  # zero2/zero3: FSDP2 shards the parameters in place, before the optimizer holds them
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
@@ -266,13 +271,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     autocast = partial(torch.autocast, device_type=device.type, dtype=dtype, enabled=dtype is not None)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision.grad_scaler)
     masks = packed_saved_masks if cfg.dropout.hooks else contextlib.nullcontext
-    ddp = None
-    if info.multi_process:  # broadcasts rank 0's parameters; gradients are averaged over ranks in backward
-        from torch.nn.parallel import DistributedDataParallel
-
-        # broadcast_buffers=False: the buffers (position ids) never change, so no collective per forward.
-        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      broadcast_buffers=False)
+    # ddp/zero1: broadcasts rank 0's parameters; gradients are averaged over ranks in backward.
+    ddp = data_parallel(info, model)
     fwd, watch = ddp or model, None
     if t.compile:
         from pmexp.compiling import CompileWatch, compile_fresh
@@ -289,7 +289,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     # compile), with the peak read first. DDP: probe the bare model (a forward without backward
     # through the DDP wrapper would leave its reducer waiting).
     probe_compiled = t.probe and t.compile and not info.multi_process
-    if t.probe and not probe_compiled:
+    # zero2/3: no probe (FSDP2's gathered parameters are saved for backward and would count as activations).
+    if t.probe and not probe_compiled and info.strategy not in SHARDED:
         probe(model, next(iter(train_loader)))
     reset_peak_memory(device)
     timer = StepTimer(t.timing_warmup)
@@ -311,7 +312,9 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             tokens += count_tokens(batch, model.config)
             boundary = micro + 1 >= t.grad_accum or i + 1 >= len(train_loader)  # an optimizer step follows
             # DDP: accumulating micro-batches skip the gradient all-reduce; the last one does it.
-            no_sync = ddp.no_sync if ddp is not None and not boundary else contextlib.nullcontext
+            no_sync = partial(grad_sync, ddp or model, not boundary)
+            if reference is not None:  # first, then the RNG state is restored for the trained model
+                reference.micro_step(batch, model)
             with masks(), no_sync():
                 with autocast():
                     loss = fwd(**batch).loss / t.grad_accum
@@ -339,6 +342,9 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
 
             row = {"step": step, "loss": float(loss_sum), "lr": lr, "grad_norm": grad_norm,
                    "step_time_ms": seconds * 1000, **layer_norms}
+            if reference is not None:  # its micro-steps are inside step_time_ms: time runs without one
+                row.update(reference.step(model, lr, row["loss"]))
+                summary.update(reference.summary())
             steps.write(row)
             wb.log(row, step)
             summary.update(steps=step, train_loss_final=row["loss"], grad_norm_final=grad_norm)
@@ -356,7 +362,8 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
             if step >= total_steps:
                 break
 
-        if t.eval and info.is_rank0:  # rank 0 alone, on the bare model: no collective, the whole eval set
+        # Rank 0 alone on the bare model (no collective), the whole eval set; zero2/3: every rank (sharded forward).
+        if t.eval and (info.is_rank0 or info.strategy in SHARDED):
             result = evaluate(model if ddp is not None else fwd, eval_loader, device, autocast, cfg)
             steps.write({"epoch": epoch + 1, **result})
             wb.log(result, step)

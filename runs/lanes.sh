@@ -8,6 +8,7 @@ set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl-dev/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PMEXP_MRPC_DIR=$PWD/.carry/mrpc PMEXP_VOCAB=$PWD/.carry/vocab/vocab.txt
+export PMEXP_SST2_DIR=$PWD/.carry/sst2 PMEXP_RTE_DIR=$PWD/.carry/rte  # carried like MRPC (issue 16)
 : "${PMEXP_COMMIT:?set PMEXP_COMMIT to the commit being run (no .git on the device)}"
 mkdir -p "$OUT/logs"
 

@@ -74,13 +74,18 @@ def test_vit_dropout_is_set_to_0_1():
 
 
 def test_experiment_presets_define_sweeps():
-    for name in ("fidelity", "memory_scaling", "throughput", "targets_ablation", "compat"):
+    for name in ("fidelity", "memory_scaling", "throughput", "targets_ablation", "compat", "long_context"):
         cfg = compose_train(f"experiment={name}", hydra=True)
         assert cfg.hydra.sweeper.params, name
     fidelity = compose_train("experiment=fidelity", hydra=True)
     assert fidelity.model.name == "minilm" and fidelity.data.name == "mrpc"
-    assert dict(fidelity.hydra.sweeper.params) == {"seed": "range(0,5)",
+    assert dict(fidelity.hydra.sweeper.params) == {"data": "mrpc,sst2,rte", "seed": "range(0,5)",
                                                   "dropout": "standard,packed_exact,packed,seeded"}
+    for task in ("mrpc", "sst2", "rte"):  # every job of the sweep validates
+        validate(compose_train("experiment=fidelity", f"data={task}"))
+    long_context = compose_train("experiment=long_context", hydra=True)
+    assert long_context.data.name == "synthetic" and long_context.precision.name == "bf16"
+    assert long_context.hydra.sweeper.params["seq_len"] == "4096,8192"
 
 
 def test_sweep_dir_is_overridable_and_subdir_follows_overrides():

@@ -23,8 +23,8 @@ from pmexp.report.document import (
     to_markdown,
 )
 from pmexp.report.gather import gather_maxbatch, gather_rows
-from pmexp.report.plots import plot_loss_curves, plot_vs_seq_len
-from pmexp.report.stats import compare_to_standard, group_rows
+from pmexp.report.plots import plot_loss_curves, plot_reference_curves, plot_vs_seq_len
+from pmexp.report.stats import ALPHA, compare_to_standard, group_rows
 from pmexp.report.verdicts import judge
 
 __all__ = ["ReportFiles", "build_report"]
@@ -77,6 +77,7 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
         *plot_vs_seq_len(groups, "peak_allocated_mb", "peak allocated MB", out_dir, "memory_vs_seq_len"),
         *plot_vs_seq_len(groups, "throughput_seq_s", "throughput seq/s", out_dir, "throughput_vs_seq_len"),
         *plot_loss_curves(groups, out_dir),
+        *plot_reference_curves(groups, out_dir),
     ]
 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -118,7 +119,22 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
                       "variant stores no mask); ΔF1 = variant - standard with Welch's t-test; "
                       "σ = std of standard's F1 over seeds."),
             tables.comparison_table(comparisons),
+            Heading("Step times against standard"),
+            Paragraph(f"Per-step wall times (steps.jsonl's step_time_ms, each job's first trainer.timing_warmup "
+                      f"steps left out), pooled over the ok seeds. Step time ratio = mean variant / mean standard; "
+                      f"Welch's t-test, one-sided (H1: the variant's steps take longer, so a faster variant is "
+                      f"never 'slower'); p > {ALPHA} reads 'not statistically slower'. Steps of one job are not "
+                      f"independent draws: the p-value screens noise, it is not an exact error rate."),
+            tables.step_time_table(comparisons),
         ]
+    with_reference = [g for g in groups if g.settings.get("reference")]
+    if with_reference:
+        blocks += [Heading("Against the lockstep reference"),
+                   Paragraph("Jobs run with trainer.reference: a standard-dropout copy from the same initial "
+                             "weights, fed the same batches (pmexp/reference.py). Per step: cosine and norm ratio "
+                             "of the two parameter updates, loss difference; here their means over steps, then "
+                             "mean ± std over seeds. standard against standard_reseed is the noise floor."),
+                   tables.metric_table(with_reference, tables.REFERENCE_METRICS)]
     memory = tables.memory_tables(groups, maxbatch)
     if memory:
         blocks += [Heading("Memory technique"),

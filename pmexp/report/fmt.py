@@ -55,9 +55,11 @@ def first_line(text: str | None, limit: int = 160) -> str:
 
 
 def config_label(settings: dict[str, Any], exclude: Iterable[str] = ("variant",)) -> str:
-    """Compact name of a configuration: 'bert_base bf16 sdpa L=512 B=32 ddp×2 compile tempo'."""
+    """Compact name of a configuration: '[rte] bert_base bf16 sdpa L=512 B=32 ddp×2 compile tempo'."""
     skip = set(exclude)
     parts: list[str] = []
+    if "data" not in skip and settings.get("data") not in (None, "synthetic"):
+        parts.append(str(settings["data"]))  # the GLUE task
     for key in ("model", "precision", "attention"):
         if key not in skip and settings.get(key) is not None:
             parts.append(str(settings[key]))

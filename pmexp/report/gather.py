@@ -34,17 +34,20 @@ __all__ = [
     "memory_order",
     "read_steps",
     "settings_of",
+    "timed_step_times",
     "variant_order",
 ]
 
 #: Summary fields that describe *what* was run (as opposed to what was measured).
 SETTING_KEYS: tuple[str, ...] = (
-    "model", "variant", "precision", "seq_len", "attention",
-    "batch_size", "compile", "checkpointing", "memory", "targets", "strategy", "world_size", "seed",
+    "data", "model", "variant", "precision", "seq_len", "attention",
+    "batch_size", "compile", "checkpointing", "memory", "targets", "strategy", "world_size", "reference", "seed",
 )
 #: A "configuration" is every setting except the seed (its jobs are the seed repeats) and
 #: ``checkpointing``, which ``memory`` names (see :func:`settings_of`).
 GROUP_KEYS: tuple[str, ...] = tuple(k for k in SETTING_KEYS if k not in ("seed", "checkpointing"))
+#: ``trainer.timing_warmup`` of records that do not say (conf/trainer/default.yaml's value).
+TIMING_WARMUP = 3
 #: What ``python -m pmexp.maxbatch`` writes: the result, and one line per probe.
 MAXBATCH_FILE, PROBES_FILE = "maxbatch.json", "maxbatch.jsonl"
 #: Variants that are PM-Drop (judged by the success criteria); ``none`` is a no-dropout reference.
@@ -54,6 +57,7 @@ _VARIANT_ORDER: tuple[str, ...] = ("standard", *PMDROP_VARIANTS, "none")
 # Where each setting may live in the resolved config (first scalar found wins), for records whose
 # summary lacks it. `dropout.name` before `dropout.variant`: packed_hooks and none have variant null.
 _CONFIG_PATHS: dict[str, tuple[str, ...]] = {
+    "data": ("data.name",),  # the GLUE task or synthetic: in the config only
     "model": ("model.name",),
     "variant": ("dropout.name", "dropout.variant"),
     "precision": ("precision.name",),
@@ -66,6 +70,7 @@ _CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "targets": ("dropout.targets",),
     "strategy": ("trainer.strategy",),
     "world_size": (),  # in the summary only (torchrun's WORLD_SIZE)
+    "reference": ("trainer.reference",),  # the lockstep reference (pmexp.reference); null: none
     "seed": ("seed",),
 }
 #: What each ``memory`` config switches on: (Tempo's layers, activation checkpointing).
@@ -75,7 +80,8 @@ MEMORY_TECHNIQUES: dict[str, tuple[bool, bool]] = {
 }
 
 Row = dict[str, Any]
-"""One job: the summary's fields, normalised settings, ``status``, ``error`` and ``job_dir``."""
+"""One job: the summary's fields, normalised settings, ``status``, ``error``, ``job_dir`` and
+``step_times_ms`` (its timed steps, warm-up left out; empty unless ok)."""
 
 
 class SweepNotFoundError(FileNotFoundError):
@@ -205,7 +211,22 @@ def _row(record: Mapping[str, Any], job_dir: Path) -> Row:
     row["error"] = record.get("error") or (None if status in STATUSES else f"unknown status {status!r}")
     row["job_dir"] = str(job_dir)
     row["env"] = record.get("env") or {}
+    warmup = _select(record.get("config"), ("trainer.timing_warmup",))
+    row["step_times_ms"] = timed_step_times(job_dir, TIMING_WARMUP if warmup is None else int(warmup)) \
+        if row["status"] == "ok" else ()
     return row
+
+
+def timed_step_times(job_dir: str | Path, warmup: int = 3) -> tuple[float, ...]:
+    """A job's per-step wall times in ms from ``steps.jsonl``, its first ``warmup`` steps left out.
+
+    The same rule as the trainer's ``pmexp.metrics.StepTimer``: a run of no more steps than
+    ``warmup`` leaves out only its first step (none of a single-step run).
+    """
+    times = [float(t) for item in read_steps(job_dir)[0]
+             if isinstance(t := item.get("step_time_ms"), (int, float)) and not isinstance(t, bool)]
+    skip = warmup if len(times) > warmup else min(1, max(len(times) - 1, 0))
+    return tuple(times[skip:])
 
 
 def _under_maxbatch(metrics: Path, roots: Iterable[Path]) -> bool:

@@ -19,7 +19,7 @@ from pmexp.report import fmt
 from pmexp.report.gather import GROUP_KEYS, read_steps, variant_order
 from pmexp.report.stats import Group, split_groups
 
-__all__ = ["PANEL_KEYS", "Plot", "plot_loss_curves", "plot_vs_seq_len"]
+__all__ = ["PANEL_KEYS", "REFERENCE_CURVES", "Plot", "plot_loss_curves", "plot_reference_curves", "plot_vs_seq_len"]
 
 #: One figure per combination of these; lines within a figure are variants (and whatever else varies).
 PANEL_KEYS: tuple[str, ...] = ("model", "precision", "attention")
@@ -104,13 +104,14 @@ def plot_vs_seq_len(
     return plots
 
 
-def _curves(group: Group) -> list[tuple[np.ndarray, np.ndarray]]:
+def _curves(group: Group, key: str = "loss") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(steps, values) of ``key`` per ok seed, from each job's steps.jsonl; seeds without it left out."""
     curves = []
     for row in group.rows:
         if row["status"] != "ok":
             continue
         train, _ = read_steps(row["job_dir"])
-        points = sorted((int(t["step"]), float(t["loss"])) for t in train if t["loss"] is not None)
+        points = sorted((int(t["step"]), float(t[key])) for t in train if t.get(key) is not None)
         if points:
             steps, losses = zip(*points, strict=True)
             curves.append((np.asarray(steps), np.asarray(losses)))
@@ -150,4 +151,53 @@ def plot_loss_curves(groups: Sequence[Group], out_dir: Path) -> list[Plot]:
         ax.legend(fontsize="small")
         path = _save(fig, out_dir / f"{_slug('loss', *config)}.png")
         plots.append((path, f"training loss, seeds thin and mean bold: {title}"))
+    return plots
+
+
+#: steps.jsonl keys of a lockstep reference run (pmexp.reference) and their axis labels.
+REFERENCE_CURVES: tuple[tuple[str, str], ...] = (
+    ("ref/update_cos", "cosine of the updates"),
+    ("ref/update_norm_ratio", "|update| / |reference update|"),
+    ("ref/loss_diff", "loss - reference loss"),
+)
+
+
+def plot_reference_curves(groups: Sequence[Group], out_dir: Path) -> list[Plot]:
+    """Per step, each variant against its lockstep reference: update cosine, norm ratio, loss difference.
+
+    One figure per configuration without variant and reference; a line per (variant, reference), mean
+    over seeds. ``standard`` against ``standard_reseed`` is the noise floor: two standard-dropout runs
+    that differ only in their masks. Only jobs whose steps.jsonl holds ``ref/update_cos`` appear.
+    """
+    outer = [k for k in GROUP_KEYS if k not in ("variant", "reference")]
+    plots: list[Plot] = []
+    for config, members in split_groups(groups, outer).items():
+        lines = [(g, {key: _curves(g, key) for key, _ in REFERENCE_CURVES}) for g in members
+                 if g.settings.get("reference")]
+        lines = [(g, c) for g, c in lines if c["ref/update_cos"]]
+        if not lines:
+            continue
+        fig = Figure(figsize=(8, 9))
+        axes = [fig.add_subplot(len(REFERENCE_CURVES), 1, i + 1) for i in range(len(REFERENCE_CURVES))]
+        for g, curves in sorted(lines, key=lambda gc: (variant_order(gc[0].variant), str(gc[0].settings["reference"]))):
+            floor = g.variant == "standard" and g.settings["reference"] == "standard_reseed"
+            label = f"{g.variant} vs {g.settings['reference']}" + (" (noise floor)" if floor else "")
+            for ax, (key, ylabel) in zip(axes, REFERENCE_CURVES, strict=True):
+                seeds = curves[key]
+                if not seeds:
+                    continue
+                common = sorted(set.intersection(*(set(s.tolist()) for s, _ in seeds)))
+                mean = np.mean([v[np.searchsorted(s, common)] for s, v in seeds], axis=0)
+                ax.plot(common, mean, color=_color(g.variant), linestyle="--" if floor else "-", linewidth=1.5,
+                        label=f"{label} ({len(seeds)} seeds)")
+                ax.set_ylabel(ylabel)
+        title = fmt.config_label(dict(zip(outer, config, strict=True)))
+        axes[0].set_title(f"against the lockstep reference: {title}", fontsize="small")
+        axes[-1].set_xlabel("step")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize="small")
+        path = _save(fig, out_dir / f"{_slug('reference', *config)}.png")
+        plots.append((path, f"update cosine, norm ratio and loss difference against the lockstep reference, mean "
+                            f"over seeds; dashed: standard vs a reseeded standard, the noise floor: {title}"))
     return plots

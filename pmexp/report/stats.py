@@ -19,6 +19,7 @@ from pmexp.records import STATUSES
 from pmexp.report.gather import GROUP_KEYS, Row, memory_order, variant_order
 
 __all__ = [
+    "ALPHA",
     "LARGE_SEQ_LEN",
     "STANDARD",
     "Comparison",
@@ -28,6 +29,7 @@ __all__ = [
     "group_rows",
     "is_large_or_long",
     "setting_order",
+    "slower_p",
     "sort_key",
     "split_groups",
     "status_label",
@@ -36,6 +38,8 @@ __all__ = [
 
 #: From this sequence length on, a configuration counts as "long" for criterion 2.
 LARGE_SEQ_LEN = 1024
+#: Significance level of the step-time test: p > ALPHA reads "not statistically slower".
+ALPHA = 0.05
 #: The baseline settings of :func:`compare_to_standard` by default.
 STANDARD: dict[str, Any] = {"variant": "standard"}
 
@@ -164,6 +168,14 @@ class Comparison:
     f1_diff: float | None  # mean F1 variant - standard
     f1_p: float | None  # Welch's t-test p-value (needs >= 2 ok seeds each side)
     f1_sigma: float | None  # f1_diff / std of standard's F1 over seeds
+    step_time_ratio: float | None = None  # mean per-step time, variant / standard (warm-up left out)
+    step_time_p: float | None = None  # one-sided Welch p of "the variant's steps take longer"
+    step_counts: tuple[int, int] = (0, 0)  # timed steps pooled over ok seeds: (variant, standard)
+
+    @property
+    def slower(self) -> bool | None:
+        """True when the variant's steps are slower at significance ``ALPHA``; None when untested."""
+        return None if self.step_time_p is None else self.step_time_p <= ALPHA
 
     @property
     def peak_ratio(self) -> float | None:
@@ -188,6 +200,28 @@ def _welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
         return None
     p = float(sps.ttest_ind(a, b, equal_var=False).pvalue)
     return None if math.isnan(p) else p
+
+
+def slower_p(variant: Sequence[float], standard: Sequence[float]) -> float | None:
+    """One-sided Welch's t-test p-value of H1 "variant's mean step time > standard's".
+
+    One-sided because the claim under test is "not slower": a faster variant is no evidence
+    against it. Steps of one job are not independent draws (allocator, thermal drift), so
+    the p-value is a screen against noise, not an exact error rate. None with fewer than two
+    times on a side, or when both sides have no spread (scipy gives NaN).
+    """
+    if len(variant) < 2 or len(standard) < 2:
+        return None
+    if np.ptp(variant) == 0 and np.ptp(standard) == 0:  # scipy would warn, then give NaN
+        return None
+    p = float(sps.ttest_ind(variant, standard, equal_var=False, alternative="greater").pvalue)
+    return None if math.isnan(p) else p
+
+
+def _pooled_steps(group: Group) -> list[float]:
+    """Timed step times (ms) of the group's ok seeds, seed order, concatenated."""
+    rows = sorted((r for r in group.rows if r["status"] == "ok"), key=lambda r: sort_key(r.get("seed")))
+    return [t for r in rows for t in r.get("step_times_ms") or ()]
 
 
 def _sigma(diff: float | None, std: float | None) -> float | None:
@@ -223,6 +257,9 @@ def compare_to_standard(groups: Sequence[Group], baseline: Mapping[str, Any] = S
         ratio = _ratio(peak_v, peak_s)
         f1_v, f1_s = group.stat("eval_f1"), base.stat("eval_f1")
         diff = None if f1_v.mean is None or f1_s.mean is None else f1_v.mean - f1_s.mean
+        steps_v, steps_s = _pooled_steps(group), _pooled_steps(base)
+        mean_v = float(np.mean(steps_v)) if steps_v else None
+        mean_s = float(np.mean(steps_s)) if steps_s else None
         out.append(
             Comparison(
                 group=group,
@@ -237,6 +274,9 @@ def compare_to_standard(groups: Sequence[Group], baseline: Mapping[str, Any] = S
                 f1_diff=diff,
                 f1_p=_welch_p(f1_v.values, f1_s.values),
                 f1_sigma=_sigma(diff, f1_s.std),
+                step_time_ratio=_ratio(mean_v, mean_s),
+                step_time_p=slower_p(steps_v, steps_s),
+                step_counts=(len(steps_v), len(steps_s)),
             )
         )
     return out

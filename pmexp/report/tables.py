@@ -15,7 +15,16 @@ from pmexp.records import STATUSES
 from pmexp.report import fmt
 from pmexp.report.document import Paragraph, Table
 from pmexp.report.gather import GROUP_KEYS, MaxBatchResult, Row, memory_order, variant_order
-from pmexp.report.stats import Comparison, Group, Stat, compare_to_standard, setting_order, split_groups, status_name
+from pmexp.report.stats import (
+    ALPHA,
+    Comparison,
+    Group,
+    Stat,
+    compare_to_standard,
+    setting_order,
+    split_groups,
+    status_name,
+)
 from pmexp.report.verdicts import Verdict
 
 __all__ = [
@@ -23,6 +32,7 @@ __all__ = [
     "MEMORY_SPEED_METRICS",
     "QUALITY_METRICS",
     "RANK_PEAK_METRICS",
+    "REFERENCE_METRICS",
     "common_settings",
     "comparison_table",
     "maxbatch_table",
@@ -31,6 +41,8 @@ __all__ = [
     "metric_table",
     "problem_table",
     "status_table",
+    "step_time_table",
+    "step_time_text",
     "varying_keys",
     "verdict_table",
 ]
@@ -49,6 +61,13 @@ QUALITY_METRICS: tuple[tuple[str, str, int], ...] = (
     ("eval_accuracy", "accuracy", 4),
     ("eval_loss", "eval loss", 4),
     ("train_loss_final", "train loss", 4),
+)
+#: A lockstep reference run's summary (pmexp.reference): the variant's updates against the reference's.
+REFERENCE_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("ref_update_cos_mean", "update cos mean", 6),
+    ("ref_update_cos_min", "update cos min", 6),
+    ("ref_update_norm_ratio_mean", "norm ratio mean", 4),
+    ("ref_loss_diff_abs_mean", "|loss diff| mean", 6),
 )
 #: Per-process peaks of a distributed job, whose ``peak_allocated_mb`` is rank 0's own.
 RANK_PEAK_METRICS: tuple[tuple[str, str, int], ...] = (
@@ -167,6 +186,36 @@ def comparison_table(comparisons: Sequence[Comparison]) -> Table:
     header = ["configuration", "variant", "memory saving", "throughput ratio", "mask compression",
               "ΔF1", "Welch p", "ΔF1 / σ(standard)"]
     return Table(header, body)
+
+
+def step_time_text(c: Comparison) -> str:
+    """The step-time verdict of one comparison: 'not statistically slower (p > 0.05)' or 'slower (p = …)'."""
+    if c.slower is None:
+        return _missing(c) if c.step_time_ratio is None else "untested (< 2 timed steps a side, or no spread)"
+    if c.slower:
+        return f"slower (p = {fmt.pvalue(c.step_time_p)} ≤ {ALPHA})"
+    return f"not statistically slower (p > {ALPHA})"
+
+
+def step_time_table(comparisons: Sequence[Comparison]) -> Table:
+    """Per-step times against standard: throughput ratio, step-time ratio, one-sided Welch's test."""
+    def show(value: float | None, text: str, c: Comparison) -> str:
+        return text if value is not None else _missing(c)
+
+    body = [
+        [
+            fmt.config_label(c.group.settings), c.group.variant,
+            show(c.throughput_ratio, fmt.ratio(c.throughput_ratio), c),
+            show(c.step_time_ratio, fmt.ratio(c.step_time_ratio), c),
+            f"{c.step_counts[0]} / {c.step_counts[1]}",
+            fmt.pvalue(c.step_time_p),
+            step_time_text(c),
+        ]
+        for c in comparisons
+    ]
+    header = ["configuration", "variant", "throughput ratio", "step time ratio", "timed steps (variant / standard)",
+              "Welch p (one-sided)", "verdict"]
+    return Table(header, body, align_right=False)
 
 
 def verdict_table(verdicts: Sequence[Verdict]) -> Table:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pmexp.report import fmt
 from pmexp.report.gather import PMDROP_VARIANTS, MaxBatchResult, variant_order
-from pmexp.report.stats import Comparison, is_large_or_long
+from pmexp.report.stats import ALPHA, Comparison, is_large_or_long
 
 __all__ = [
     "F1_SIGMA_MAX",
@@ -90,6 +90,18 @@ def _f1_verdict(criterion: str, variant: str, comps: Sequence[Comparison]) -> Ve
     return Verdict(criterion, variant, PASS if n_pass == len(measured) else FAIL, text)
 
 
+def _step_time_verdict(criterion: str, variant: str, comps: Sequence[Comparison]) -> Verdict:
+    """Criterion 3b: in no configuration are the variant's steps slower (one-sided Welch, p <= ALPHA)."""
+    tested = [c for c in comps if c.step_time_p is not None]
+    if not tested:
+        return Verdict(criterion, variant, NOT_MEASURED, "no configuration with >= 2 timed steps on each side")
+    worst = min(tested, key=lambda c: c.step_time_p or 0.0)
+    n_pass = sum(not c.slower for c in tested)
+    text = (f"lowest p = {fmt.pvalue(worst.step_time_p)} (step time {fmt.ratio(worst.step_time_ratio)}; "
+            f"{_label(worst)}); {n_pass}/{len(tested)} configs not statistically slower")
+    return Verdict(criterion, variant, PASS if n_pass == len(tested) else FAIL, text)
+
+
 def _fit_verdict(
     criterion: str, variant: str, comps: Sequence[Comparison], maxbatch: Sequence[MaxBatchResult]
 ) -> Verdict:
@@ -141,6 +153,7 @@ def judge(comparisons: Sequence[Comparison], maxbatch: Sequence[MaxBatchResult] 
         f"2a. peak-memory saving >= {MEMORY_SAVING_SMALL:.0%} (small models, seq_len < 1024)",
         f"2b. peak-memory saving >= {MEMORY_SAVING_LARGE:.0%} (large models or seq_len >= 1024)",
         f"3. throughput ratio >= {THROUGHPUT_RATIO_MIN}",
+        f"3b. step time not statistically slower (one-sided Welch p > {ALPHA})",
         f"4. ΔF1 within ±{F1_SIGMA_MAX}σ of standard's seed spread",
         "5. fits where standard OOMs",
     )
@@ -160,7 +173,9 @@ def judge(comparisons: Sequence[Comparison], maxbatch: Sequence[MaxBatchResult] 
         rows.append(_worst(names[3], v, by_variant[v], lambda c: c.throughput_ratio,
                            lambda x: x >= THROUGHPUT_RATIO_MIN, fmt.ratio))
     for v in variants:
-        rows.append(_f1_verdict(names[4], v, by_variant[v]))
+        rows.append(_step_time_verdict(names[4], v, by_variant[v]))
     for v in variants:
-        rows.append(_fit_verdict(names[5], v, by_variant[v], maxbatch))
+        rows.append(_f1_verdict(names[5], v, by_variant[v]))
+    for v in variants:
+        rows.append(_fit_verdict(names[6], v, by_variant[v], maxbatch))
     return rows

@@ -1,0 +1,70 @@
+"""Largest per-GPU batch of one config under torchrun (2 processes), per strategy and dropout variant.
+
+    python3 runs/2026-11-29-evidence/zero_maxbatch.py --out multirun/zero_maxbatch \
+        --strategies zero2,zero3 --variants standard,packed -- model=bert_large precision=bf16 seq_len=512 \
+        memory=checkpointing trainer.memory_cap_gb=80
+
+pmexp.maxbatch probes in its own process, which cannot host a multi-process job; this driver reuses
+its doubling-then-bisection (`search_max`) and runs each probe as `torchrun --nproc_per_node=N -m
+pmexp.train ...` (3 steps, synthetic data, no eval or probe), reading the probe's metrics.json: ok fits,
+oom does not, anything else stops the search. Writes <out>/zero_maxbatch.json (rewritten after every
+probe) and one probe dir per (strategy, variant, batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pmexp.maxbatch import search_max
+
+PROBE = ("data=synthetic", "trainer.max_steps=3", "trainer.eval=false", "trainer.probe=false",
+         "trainer.timing_warmup=1", "logger=none", "force=true")
+
+
+def probe(out: Path, nproc: int, strategy: str, variant: str, batch: int, overrides: list[str]) -> bool:
+    job = out / f"{strategy}_{variant}" / f"bs{batch}"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "pmexp.train", *PROBE, *overrides, f"trainer.strategy={strategy}", f"dropout={variant}",
+           f"trainer.batch_size={batch}", f"data.num_train={batch * 3 * nproc}", "data.num_eval=8",
+           f"job_dir={job}", f"hydra.run.dir={job}/hydra/rank${{oc.env:RANK}}"]
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, env=os.environ.copy())
+    record = json.loads((job / "metrics.json").read_text()) if (job / "metrics.json").exists() else {}
+    status = record.get("status")
+    print(f"{strategy} {variant} batch {batch}: {status}", flush=True)
+    if status not in ("ok", "oom"):
+        raise RuntimeError(f"probe {job} ended {status}: {record.get('error')}")
+    return status == "ok"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--nproc", type=int, default=2)
+    parser.add_argument("--strategies", default="zero2,zero3")
+    parser.add_argument("--variants", default="standard,packed")
+    parser.add_argument("--start", type=int, default=64)
+    parser.add_argument("--step", type=int, default=8, help="batch granularity")
+    parser.add_argument("--cap", type=int, default=4096)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    for strategy in args.strategies.split(","):
+        for variant in args.variants.split(","):
+            found = search_max(lambda k, s=strategy, v=variant: probe(args.out, args.nproc, s, v, k * args.step,
+                                                                      args.overrides),
+                               start=args.start // args.step, cap=args.cap // args.step)
+            results[f"{strategy}/{variant}"] = {"max": found.best * args.step, "hit_cap": found.hit_cap,
+                                               "probes": [(k * args.step, ok) for k, ok in found.probes]}
+            (args.out / "zero_maxbatch.json").write_text(json.dumps(
+                {"nproc": args.nproc, "overrides": args.overrides, "results": results}, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
