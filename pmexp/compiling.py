@@ -19,10 +19,17 @@ from torch import nn
 __all__ = ["CompileWatch", "compile_fresh"]
 
 
-def compile_fresh(module: nn.Module, backend: str = "inductor") -> nn.Module:
-    """``torch.compile(module)`` after dropping every graph an earlier job left in this process."""
+def compile_fresh(module: nn.Module, backend: str = "inductor", mode: str = "default") -> nn.Module:
+    """``torch.compile(module)`` after dropping every graph an earlier job left in this process.
+
+    ``mode="reduce-overhead"`` (inductor) replays the compiled graphs as CUDA graphs: no host cost per
+    kernel, fixed shapes (pad the data to ``seq_len``). PM-Drop's compiled variants draw their seeds on the
+    device, so every replay draws fresh masks.
+    """
     torch._dynamo.reset()
-    return torch.compile(module, backend=backend)
+    if backend != "inductor":  # modes are Inductor's options
+        return torch.compile(module, backend=backend)
+    return torch.compile(module, backend=backend, mode=None if mode == "default" else mode)
 
 
 def _counts() -> tuple[int, int]:

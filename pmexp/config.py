@@ -36,6 +36,7 @@ LOGGER_MODES = ("offline", "online", "disabled")
 FAULTS = (None, "oom", "sigterm", "nan", "kill9")
 SEED_MAX = 2**32 - 1  # numpy's seed range (pmexp seeds Python, NumPy and torch with it)
 COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 class ConfigError(ValueError):
@@ -66,6 +67,7 @@ class DataConfig:
     vocab: str | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    pad_to_seq_len: bool = False
     num_train: int | None = None
     num_eval: int | None = None
 
@@ -100,6 +102,7 @@ class TrainerConfig:
     checkpointing: bool = False
     compile: bool = False
     compile_backend: str = "inductor"
+    compile_mode: str = "default"
     device: str = "auto"
     eval: bool = True
     log_every: int = 10
@@ -324,6 +327,11 @@ def validate(cfg: DictConfig) -> DictConfig:
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         _fail("trainer.device", t.device, "pick auto, cpu, cuda, cuda:N or mps")
     _check_device_present(t.device)
+    if t.compile_mode not in COMPILE_MODES:
+        _fail("trainer.compile_mode", t.compile_mode, f"pick one of {COMPILE_MODES}")
+    if t.compile_mode == "reduce-overhead" and c.data.name != "synthetic" and not c.data.pad_to_seq_len:
+        _fail("trainer.compile_mode", t.compile_mode, "CUDA graphs replay fixed shapes, and dynamic padding makes "
+              "a new shape per batch (a graph recorded for each): add data.pad_to_seq_len=true")
     if t.compile_backend not in COMPILE_BACKENDS:
         _fail("trainer.compile_backend", t.compile_backend, f"pick one of {COMPILE_BACKENDS}")
     if t.fault not in FAULTS:

@@ -292,6 +292,8 @@ def _glue_splits(cfg: DictConfig, task: GlueTask) -> tuple[Dataset, Dataset, Any
         drop = [c for c in ds.column_names if c != task.label_field]
         ds = ds.map(encode, batched=True, remove_columns=drop).rename_column(task.label_field, "labels")
         splits.append(ds.with_format("torch"))
+    if cfg.data.get("pad_to_seq_len"):  # fixed shapes, as CUDA graphs (compile_mode=reduce-overhead) replay them
+        return splits[0], splits[1], DataCollatorWithPadding(tokenizer, padding="max_length", max_length=cfg.seq_len)
     # Dynamic padding: each batch is padded to its own longest pair, not to seq_len.
     return splits[0], splits[1], DataCollatorWithPadding(tokenizer)
 

@@ -277,7 +277,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     if t.compile:
         from pmexp.compiling import CompileWatch, compile_fresh
 
-        fwd, watch = compile_fresh(fwd, t.compile_backend), CompileWatch()
+        fwd, watch = compile_fresh(fwd, t.compile_backend, t.compile_mode), CompileWatch()
 
     def probe(module: torch.nn.Module, batch: dict) -> None:  # what autograd saves for one training batch
         batch = {k: v.to(device) for k, v in batch.items()}

@@ -64,6 +64,11 @@ if torch.cuda.is_available():  # import before any torch.compile trace needs it
         pass
 
 
+def _capturing(x: torch.Tensor) -> bool:
+    """Whether ``x``'s device is capturing a CUDA graph now (CPU-only torch builds cannot even ask)."""
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 def _draw_seed(x: torch.Tensor) -> torch.Tensor | int:
     """A Philox seed from torch's default generators (so checkpointing replays it).
 
@@ -72,7 +77,7 @@ def _draw_seed(x: torch.Tensor) -> torch.Tensor | int:
     graph and replayed forever): a 1-element int64 tensor from the device generator, whose
     graph-safe Philox state gives a fresh seed on every replay.
     """
-    if torch.compiler.is_compiling() or torch.cuda.is_current_stream_capturing():
+    if torch.compiler.is_compiling() or _capturing(x):
         return torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
     return int(torch.empty((), dtype=torch.int64).random_(0, 2**62))
 

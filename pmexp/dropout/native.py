@@ -81,8 +81,10 @@ def why_not() -> str | None:
 
 
 def backend() -> str:
-    """Which eager CUDA backend packed and seeded use: ``native`` (C++), ``triton`` or ``torch`` (no CUDA
-    kernels at all: packed_exact's path)."""
+    """Which eager CUDA backend packed and seeded use: ``native`` (C++), ``triton``, ``torch`` (no CUDA
+    kernels at all: packed_exact's path), or ``cpu`` (no CUDA device: the CPU paths)."""
+    if not torch.cuda.is_available():
+        return "cpu"
     if load() is not None:
         return "native"
     try:

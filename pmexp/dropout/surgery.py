@@ -44,6 +44,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
+from pmexp.dropout import native
 from pmexp.dropout.functional import check_variant, dropout
 from pmexp.dropout.fusion import fuse_residual_dropout, unfuse_residual_dropout
 from pmexp.dropout.module import PackedDropout
@@ -79,6 +80,7 @@ class SurgeryReport:
     attention_covered: bool = False
     attention_reason: str = ""
     fused_residual: list[str] = field(default_factory=list)
+    kernels: str = "torch"  # packed/seeded on CUDA: native (C++) or triton; cpu without CUDA
 
     @property
     def replaced(self) -> int:
@@ -355,6 +357,8 @@ def apply(
     reject_wrappers(model)
 
     report = SurgeryReport(variant, targets)
+    if variant in ("packed", "seeded"):
+        report.kernels = native.backend()  # builds the C++ extension here (once), not inside a timed step
     if "hidden" in targets:
         report.modules = _replace_dropout_modules(model, variant)
     if fuse_residual and "hidden" in targets and variant in ("packed", "seeded"):

@@ -1,0 +1,94 @@
+"""The parts of the fast path that run without a GPU: dropout-add, graph-safe seeds, compile modes, fixed shapes.
+
+The C++ kernels themselves and CUDA-graph replays are checked in tests/test_native_gpu.py (H200).
+"""
+
+import pytest
+import torch
+
+from pmexp.config import ConfigError, validate
+from pmexp.dropout import VARIANTS, apply, dropout, dropout_add, native
+from pmexp.dropout import functional as fn
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_dropout_add_equals_dropout_plus_residual(variant, layout):
+    x = torch.randn(6, 10, requires_grad=True)
+    r = torch.randn(6, 10, requires_grad=True)
+    if layout == "transposed":
+        x, r = x.detach().t().requires_grad_(True), r.detach().t().requires_grad_(True)
+    g = torch.randn(x.shape)
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(4)
+        out = dropout_add(x, r, 0.3, True, variant) if fused else dropout(x, 0.3, True, variant) + r
+        results.append((out, *torch.autograd.grad(out, (x, r), g)))
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_dropout_add_broadcasts_and_evaluates_like_the_expression():
+    x, r = torch.randn(2, 5, 8), torch.randn(8)
+    assert torch.equal(dropout_add(x, r, 0.2, False, "packed"), x + r)
+    torch.manual_seed(0)
+    out = dropout_add(x, r, 0.2, True, "seeded")
+    torch.manual_seed(0)
+    assert torch.equal(out, dropout(x, 0.2, True, "seeded") + r)
+
+
+def test_seed_is_a_device_tensor_from_the_generator_while_capturing(monkeypatch):
+    """Under CUDA-graph capture an int seed would be baked into the graph: the seed must be a tensor drawn
+    by a random op (replayed with fresh randomness), reproducible from torch's seed like eager draws."""
+    x = torch.randn(4)
+    assert isinstance(fn._draw_seed(x), int)
+    monkeypatch.setattr(fn, "_capturing", lambda x: True)
+    torch.manual_seed(1)
+    first, second = fn._draw_seed(x), fn._draw_seed(x)
+    assert isinstance(first, torch.Tensor) and first.dtype == torch.int64 and first.shape == (1,)
+    assert first.item() != second.item()
+    torch.manual_seed(1)
+    assert fn._draw_seed(x).item() == first.item()
+
+
+def test_native_backend_reported_on_cpu():
+    import transformers
+
+    model = transformers.BertForSequenceClassification(transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    assert apply(model, "packed").kernels == ("cpu" if not torch.cuda.is_available() else native.backend())
+    assert apply(model, "standard").kernels == "torch"
+    assert native.backend() == "cpu" or torch.cuda.is_available()
+
+
+def test_reduce_overhead_needs_fixed_shapes(make_cfg):
+    with pytest.raises(ConfigError, match="data.pad_to_seq_len=true"):
+        validate(make_cfg("trainer.compile=true", "trainer.compile_mode=reduce-overhead"))
+    validate(make_cfg("trainer.compile=true", "trainer.compile_mode=reduce-overhead", "data.pad_to_seq_len=true"))
+    with pytest.raises(ConfigError, match="trainer.compile_mode"):
+        validate(make_cfg("trainer.compile_mode=fastest"))
+
+
+def test_compile_mode_reaches_torch_compile(monkeypatch):
+    from torch import nn
+
+    from pmexp.compiling import compile_fresh
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: calls.append(kw) or module)
+    compile_fresh(nn.Linear(2, 2), "inductor", "reduce-overhead")
+    compile_fresh(nn.Linear(2, 2), "inductor")
+    compile_fresh(nn.Linear(2, 2), "aot_eager", "reduce-overhead")  # a mode is Inductor's: not passed on
+    assert calls == [{"backend": "inductor", "mode": "reduce-overhead"}, {"backend": "inductor", "mode": None},
+                     {"backend": "aot_eager"}]
+
+
+def test_pad_to_seq_len_gives_fixed_shapes(make_cfg):
+    from pmexp.data import build_dataloaders
+    from pmexp.models import build_model
+
+    cfg = validate(make_cfg("data.pad_to_seq_len=true", "seq_len=48"))
+    model, _ = build_model(cfg)
+    train, evaluation = build_dataloaders(cfg, model.config)
+    shapes = {tuple(batch["input_ids"].shape[1:]) for loader in (train, evaluation) for batch in loader}
+    assert shapes == {(48,)}
