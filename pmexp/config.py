@@ -326,7 +326,6 @@ def validate(cfg: DictConfig) -> DictConfig:
         _fail("trainer.memory_cap_gb", t.memory_cap_gb, "a positive number of GB, or null for no cap")
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         _fail("trainer.device", t.device, "pick auto, cpu, cuda, cuda:N or mps")
-    _check_device_present(t.device)
     if t.compile_mode not in COMPILE_MODES:
         _fail("trainer.compile_mode", t.compile_mode, f"pick one of {COMPILE_MODES}")
     if t.compile_mode == "reduce-overhead" and c.data.name != "synthetic" and not c.data.pad_to_seq_len:
@@ -343,6 +342,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     if t.strategy != "single" and (t.device.startswith("cuda:") or t.device == "mps"):
         _fail("trainer.device", t.device, f"with trainer.strategy={t.strategy} each process takes cuda:LOCAL_RANK: "
               "pass trainer.device=auto, cuda or cpu")
+    _check_device_present(t.device)  # after the strategy's own rule, which says more
 
     _check_reference(c)
 
