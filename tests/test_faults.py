@@ -7,6 +7,7 @@ with every injected fault under the basic and joblib launchers (slow: a Python s
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from test_sweeps import LAUNCHERS, failure_text, train_cli
@@ -145,3 +146,32 @@ def test_usage_errors_exit_2(tmp_path, mrpc_dir, override):
     run = run_module("pmexp.train", override, f"job_dir={tmp_path / 'job'}", "trainer.device=cpu", mrpc_dir=mrpc_dir)
     assert run.returncode == 2, failure_text(run)
     assert not (tmp_path / "job" / RECORD_FILE).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
+def test_malformed_data_and_invalid_jobs_in_a_sweep(tmp_path, mrpc_dir, launcher):
+    """A malformed train.tsv fails its jobs before any model is built, naming the file and the line; an
+    invalid value is recorded `invalid`; the good job runs; exit 1 under every launcher."""
+    from conftest import write_fake_mrpc
+
+    extra = []
+    if launcher != "basic":
+        pytest.importorskip(LAUNCHERS[launcher][0])
+        extra = LAUNCHERS[launcher][1]
+    bad = write_fake_mrpc(tmp_path / "bad_mrpc")
+    lines = (bad / "train.tsv").read_text().splitlines()
+    lines[4] = "x" + lines[4][1:]  # line 5 of the file: a label that is not one
+    (bad / "train.tsv").write_text("\n".join(lines) + "\n")
+    sweep = tmp_path / "sweep"
+    run = train_cli(f"data.dir={mrpc_dir},{bad}", "dropout.p=0.1,1.5", "trainer.max_steps=2", *QUICK, *extra,
+                    f"hydra.sweep.dir={sweep}", mrpc_dir=mrpc_dir)
+    assert run.returncode == 1, failure_text(run)
+    found = {}
+    for path in sweep.rglob(RECORD_FILE):
+        record = json.loads(path.read_text())
+        found[Path(record["config"]["data"]["dir"]).name, str(record["config"]["dropout"]["p"])] = record
+    assert found[mrpc_dir.name, "0.1"]["status"] == "ok"
+    assert found["bad_mrpc", "0.1"]["status"] == "failed"
+    assert "train.tsv, line 5" in found["bad_mrpc", "0.1"]["error"], found["bad_mrpc", "0.1"]["error"]
+    assert {found[d, "1.5"]["status"] for d in (mrpc_dir.name, "bad_mrpc")} == {"invalid"}
