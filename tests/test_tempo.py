@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from tolerances import gelu_grad_bound
+from tolerances import assert_within_rounding_scale, gelu_grad_bound
 from torch import nn
 
 from pmexp.dropout import dropout
@@ -167,8 +167,10 @@ def test_full_tempo_bert_matches_stock(variant, packed, p):
     loss, grads = loss_and_grads(model)
     assert torch.equal(loss, loss_ref)  # forward is bit for bit torch's
     assert grads.keys() == grads_ref.keys()
-    for name in grads:  # backward recovers inputs from outputs: equal up to float32 rounding
-        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-6, msg=name)
+    # backward recovers inputs from outputs: within float32's own error scale (CPU masks are drawn the
+    # same in float64, so the float64 stock model is the same computation, exactly rounded)
+    _, grads_64 = loss_and_grads(copy.deepcopy(stock).double())
+    assert_within_rounding_scale(grads, grads_ref, grads_64, torch.float32)
 
 
 def test_bert_saves_fewer_bytes():
@@ -195,14 +197,14 @@ def test_tempo_bert_under_bf16_autocast_matches_stock(variant):
     model = copy.deepcopy(stock)
     apply(model, variant)
     results = []
-    for m in (stock, model):
+    for m, autocast in ((stock, True), (model, True), (copy.deepcopy(stock).double(), False)):
         m.train()
         torch.manual_seed(3)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             loss = m(**batch()).loss
         loss.backward()
         results.append((loss.detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}))
-    (loss_ref, grads_ref), (loss, grads) = results
+    (loss_ref, grads_ref), (loss, grads), (_, grads_64) = results
     assert torch.equal(loss, loss_ref)
-    for name in grads_ref:  # bf16 matmuls: gradients equal up to bf16 rounding
-        torch.testing.assert_close(grads[name], grads_ref[name], rtol=2e-2, atol=2e-3, msg=name)
+    # bf16 matmuls: within bf16 autocast's own error scale against the float64 stock model
+    assert_within_rounding_scale(grads, grads_ref, grads_64, torch.bfloat16)

@@ -25,7 +25,7 @@ import math
 
 import torch
 
-__all__ = ["unit_roundoff", "gelu_grad_bound", "AS_7_1_26_PHI_ERR"]
+__all__ = ["unit_roundoff", "gelu_grad_bound", "AS_7_1_26_PHI_ERR", "assert_within_rounding_scale"]
 
 # Abramowitz & Stegun 7.1.26: |erf error| <= 1.5e-7, so Phi = (1 + erf(x / sqrt 2)) / 2 is off by
 # <= 7.5e-8 (the book's bound), plus the float32 evaluation of its 5-term polynomial and exp:
@@ -72,3 +72,23 @@ def scaled_sin_grad_bound(x: torch.Tensor, p: float, dtype: torch.dtype = torch.
     """
     arg = x.double().abs() / (1 - p)
     return 2 * (3 * arg + 9) * unit_roundoff(dtype) / (1 - p)
+
+
+def assert_within_rounding_scale(got: dict, low: dict, high: dict, dtype: torch.dtype, factor: float = 4.0) -> None:
+    """Whole-model gradients: per parameter, ``|got - high| <= factor (|low - high| + u |high|)`` in 2-norms.
+
+    ``low`` is the stock model's gradient in ``got``'s precision, ``high`` the same stock computation in
+    float64 (same masks): ``|low - high|`` is the arithmetic's own error on this machine, measured, so no
+    constant here was fitted to one machine. Per-element bounds do not exist for a whole network (a sum
+    of terms of any sign has no bounded condition), but norm-wise the variant's backward performs the
+    stock backward's operations plus, per recovered tensor (Tempo: GELU's input from its output,
+    LayerNorm's from its output), one more evaluation of that layer's forward of no worse condition:
+    at most about twice stock's roundings, each amplified by the same downstream Jacobians, plus the
+    ``u |high|`` floor for a parameter whose stock error happens to cancel. Factor 4 = 2 x that, for the
+    first-order error model.
+    """
+    u = unit_roundoff(dtype)
+    for name, ref in high.items():
+        err = (got[name].double() - ref).norm().item()
+        scale = (low[name].double() - ref).norm().item() + u * ref.norm().item()
+        assert err <= factor * scale, f"{name}: |got - float64| = {err:.3g} > {factor} x {scale:.3g}"
