@@ -166,18 +166,20 @@ def _missing(c: Comparison, base: str = "standard") -> str:
     return fmt.MISSING
 
 
+def _shown(value: float | None, text: str, c: Comparison) -> str:
+    """``text`` where the value was measured, else why it is missing."""
+    return text if value is not None else _missing(c)
+
+
 def comparison_table(comparisons: Sequence[Comparison]) -> Table:
     """Each variant against standard with every other setting equal."""
-    def show(value: float | None, text: str, c: Comparison) -> str:
-        return text if value is not None else _missing(c)
-
     body = [
         [
             fmt.config_label(c.group.settings), c.group.variant,
-            show(c.memory_saving, fmt.pct(c.memory_saving), c),
-            show(c.throughput_ratio, fmt.ratio(c.throughput_ratio), c),
-            show(c.mask_compression, fmt.compression(c.mask_compression), c),
-            show(c.f1_diff, fmt.num(c.f1_diff, 4), c),
+            _shown(c.memory_saving, fmt.pct(c.memory_saving), c),
+            _shown(c.throughput_ratio, fmt.ratio(c.throughput_ratio), c),
+            _shown(c.mask_compression, fmt.compression(c.mask_compression), c),
+            _shown(c.f1_diff, fmt.num(c.f1_diff, 4), c),
             fmt.pvalue(c.f1_p),
             fmt.sigma(c.f1_sigma),
         ]
@@ -199,14 +201,11 @@ def step_time_text(c: Comparison) -> str:
 
 def step_time_table(comparisons: Sequence[Comparison]) -> Table:
     """Per-step times against standard: throughput ratio, step-time ratio, one-sided Welch's test."""
-    def show(value: float | None, text: str, c: Comparison) -> str:
-        return text if value is not None else _missing(c)
-
     body = [
         [
             fmt.config_label(c.group.settings), c.group.variant,
-            show(c.throughput_ratio, fmt.ratio(c.throughput_ratio), c),
-            show(c.step_time_ratio, fmt.ratio(c.step_time_ratio), c),
+            _shown(c.throughput_ratio, fmt.ratio(c.throughput_ratio), c),
+            _shown(c.step_time_ratio, fmt.ratio(c.step_time_ratio), c),
             f"{c.step_counts[0]} / {c.step_counts[1]}",
             fmt.pvalue(c.step_time_p),
             step_time_text(c),
