@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import SHRINK, TINY_BERT
 
-from pmexp.config import ConfigError, validate
-from pmexp.distributed import LAUNCHER_ENV, DistributedError, setup
-from pmexp.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS, config_hash
-from pmexp.train import train
+from pmexp.experiment.config import ConfigError, validate
+from pmexp.experiment.distributed import LAUNCHER_ENV, DistributedError, setup
+from pmexp.experiment.job import train
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS, config_hash
 
 
 def torchrun(tmp_path: Path, mrpc_dir: Path, name: str, *overrides: str) -> tuple[Path, dict]:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from pmexp.callbacks import JobStatusCallback, count_statuses
-from pmexp.records import StepLog, config_hash, read_record, write_record
+from pmexp.experiment.callbacks import JobStatusCallback, count_statuses
+from pmexp.experiment.records import StepLog, config_hash, read_record, write_record
 
 
 def test_config_hash_is_stable_and_ignores_reporting_keys():

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmexp.records import RECORD_FILE, STATUSES, STEPS_FILE
+from pmexp.experiment.records import RECORD_FILE, STATUSES, STEPS_FILE
 
 __all__ = [
     "MAXBATCH_FILE",
@@ -70,7 +70,7 @@ _CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "targets": ("dropout.targets",),
     "strategy": ("trainer.strategy",),
     "world_size": (),  # in the summary only (torchrun's WORLD_SIZE)
-    "reference": ("trainer.reference",),  # the lockstep reference (pmexp.reference); null: none
+    "reference": ("trainer.reference",),  # the lockstep reference (pmexp.experiment.reference); null: none
     "seed": ("seed",),
 }
 #: What each ``memory`` config switches on: (Tempo's layers, activation checkpointing).
@@ -220,7 +220,7 @@ def _row(record: Mapping[str, Any], job_dir: Path) -> Row:
 def timed_step_times(job_dir: str | Path, warmup: int = 3) -> tuple[float, ...]:
     """A job's per-step wall times in ms from ``steps.jsonl``, its first ``warmup`` steps left out.
 
-    The same rule as the trainer's ``pmexp.metrics.StepTimer``: a run of no more steps than
+    The same rule as the trainer's ``pmexp.experiment.metrics.StepTimer``: a run of no more steps than
     ``warmup`` leaves out only its first step (none of a single-step run).
     """
     times = [float(t) for item in read_steps(job_dir)[0]

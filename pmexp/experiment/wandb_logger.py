@@ -9,7 +9,7 @@ The job dir's metrics.json and steps.jsonl are the records of truth; W&B mirrors
 start (not installed, no login for online mode, a broken service), a `WandbUnavailableWarning` is
 issued and the job goes on. Nothing here reads or writes API keys: `wandb login` keeps them.
 
-What a run carries (key names: `pmexp.wandb_keys`, the list the dashboard reads too):
+What a run carries (key names: `pmexp.experiment.wandb_keys`, the list the dashboard reads too):
 - history: each optimizer step and evaluation under train/, eval/, speed/, grad/, grad_layer/; the
   summary's numbers (memory/, speed/ ...) once at the last step; the optimizer step as x axis
   (`define_metric`), eval F1/accuracy summarised as max and last, peak memory as max;
@@ -35,8 +35,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pmexp.records import RECORD_FILE, STEPS_FILE, config_hash
-from pmexp.wandb_keys import METRIC_SUMMARIES, RUN_CONFIG_KEYS, STEP, final_row_keys, row_keys
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, config_hash
+from pmexp.experiment.wandb_keys import METRIC_SUMMARIES, RUN_CONFIG_KEYS, STEP, final_row_keys, row_keys
 
 __all__ = ["RUN_FILE", "WandbLogger", "WandbUnavailableWarning", "group_name", "read_run_files"]
 

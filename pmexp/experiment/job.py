@@ -12,11 +12,11 @@
 
 `train(cfg)` does the work and returns the job record; `main` is the thin Hydra entry point. Every
 job writes `metrics.json` (status ok / oom / failed / killed) and `steps.jsonl` into its job dir
-(see pmexp.records). An out-of-memory or failed job is recorded and the multirun goes on; SIGTERM or
+(see pmexp.experiment.records). An out-of-memory or failed job is recorded and the multirun goes on; SIGTERM or
 SIGINT records `killed` and exits (a job in a joblib/submitit launcher's process returns instead, so
 its sweep goes on). A job dir whose record says ok for the same config is skipped.
 
-With `trainer.strategy=ddp|zero1` (under torchrun, see pmexp.distributed) every process trains its
+With `trainer.strategy=ddp|zero1` (under torchrun, see pmexp.experiment.distributed) every process trains its
 shard of the data with the model wrapped in DistributedDataParallel (zero1 also shards AdamW's state);
 zero2|zero3 shard the model with FSDP2 instead. Rank 0 picks the one job dir, evaluates (zero2/3: every
 rank does), and alone writes the records and the W&B run.
@@ -31,7 +31,6 @@ import math
 import os
 import random
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -40,21 +39,18 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import hydra
 import numpy as np
 import torch
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-import pmexp.callbacks as callbacks  # a module, not its globals: launchers pickle __main__'s globals by value
-from pmexp.callbacks import register_resolvers
-from pmexp.config import ConfigError, validate
-from pmexp.records import SUMMARY_KEYS, StepLog, config_hash, env_info, read_record, write_record
+from pmexp.experiment.config import ConfigError, validate
+from pmexp.experiment.records import SUMMARY_KEYS, StepLog, config_hash, env_info, read_record, write_record
 
-__all__ = ["JobKilled", "evaluate", "main", "train"]
+__all__ = ["JobKilled", "evaluate", "train"]
 
 if TYPE_CHECKING:
-    from pmexp.distributed import DistInfo
+    from pmexp.experiment.distributed import DistInfo
 
 log = logging.getLogger(__name__)
 PROBE_SUMMARY_KEYS = ("saved_mask_bytes", "saved_activation_bytes", "saved_total_bytes")
@@ -156,7 +152,7 @@ def _config_summary(cfg: DictConfig) -> dict[str, Any]:
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: Any, device: torch.device, autocast: Callable, cfg: DictConfig) -> dict:
     """Mean loss over the eval set, and accuracy/F1 for classifiers (None for a causal LM)."""
-    from pmexp.metrics import classification_metrics
+    from pmexp.experiment.metrics import classification_metrics
 
     model.eval()
     loss_sum, count, preds, refs = 0.0, 0, [], []
@@ -224,12 +220,19 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    from pmexp.data import build_dataloaders, check_data, count_tokens
-    from pmexp.distributed import SHARDED, data_parallel, grad_sync, max_over_ranks, shard_model, sum_over_ranks
+    from pmexp.experiment.data import build_dataloaders, check_data, count_tokens
+    from pmexp.experiment.distributed import (
+        SHARDED,
+        data_parallel,
+        grad_sync,
+        max_over_ranks,
+        shard_model,
+        sum_over_ranks,
+    )
+    from pmexp.experiment.metrics import StepTimer, grad_norms, peak_memory, reset_peak_memory, sync
+    from pmexp.experiment.models import apply_dropout, apply_memory, build_model
+    from pmexp.experiment.reference import start_reference
     from pmexp.masks import packed_saved_masks
-    from pmexp.metrics import StepTimer, grad_norms, peak_memory, reset_peak_memory, sync
-    from pmexp.models import apply_dropout, apply_memory, build_model
-    from pmexp.reference import start_reference
 
     t, summary, device = cfg.trainer, record["summary"], info.device
     _seed_everything(cfg.seed)
@@ -275,7 +278,7 @@ def _loop(cfg: DictConfig, info: DistInfo, record: dict, steps: StepLog | _NoSte
     ddp = data_parallel(info, model)
     fwd, watch = ddp or model, None
     if t.compile:
-        from pmexp.compiling import CompileWatch, compile_fresh
+        from pmexp.experiment.compiling import CompileWatch, compile_fresh
 
         fwd, watch = compile_fresh(fwd, t.compile_backend, t.compile_mode), CompileWatch()
 
@@ -397,7 +400,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         DistributedError: trainer.strategy=ddp/zero1 cannot start (not under torchrun, too few GPUs).
         SystemExit: SIGTERM/SIGINT arrived; the `killed` record was written first.
     """
-    from pmexp.distributed import setup, teardown
+    from pmexp.experiment.distributed import setup, teardown
 
     started = time.perf_counter()
     cfg = validate(cfg)
@@ -410,8 +413,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
     """`train` once the process group (if any) is up: only rank 0 reads and writes the job dir."""
-    from pmexp.distributed import broadcast_object
-    from pmexp.joblock import JobLock, note_skip, recover_dead_record
+    from pmexp.experiment.distributed import broadcast_object
+    from pmexp.experiment.joblock import JobLock, note_skip, recover_dead_record
 
     job_dir = Path(broadcast_object(info, str(_job_dir(cfg))))  # every rank: rank 0's job dir
     lock = JobLock(job_dir) if info.is_rank0 else None
@@ -430,8 +433,8 @@ def _train(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
 
 def _run(cfg: DictConfig, info: DistInfo, started: float, job_dir: Path) -> dict[str, Any]:
     """`_train` with the job dir locked."""
-    from pmexp.config import config_warnings
-    from pmexp.distributed import broadcast_object, gather_peak_memory
+    from pmexp.experiment.config import config_warnings
+    from pmexp.experiment.distributed import broadcast_object, gather_peak_memory
 
     config = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(config)
@@ -443,8 +446,8 @@ def _run(cfg: DictConfig, info: DistInfo, started: float, job_dir: Path) -> dict
         log.info("skipping %s: its record says ok for config_hash %s (force=true re-runs it)", job_dir, chash)
         return previous
 
-    from pmexp.metrics import peak_memory
-    from pmexp.wandb_logger import WandbLogger
+    from pmexp.experiment.metrics import peak_memory
+    from pmexp.experiment.wandb_logger import WandbLogger
 
     runtime = _hydra_runtime()
     device = info.device
@@ -505,81 +508,3 @@ def _run(cfg: DictConfig, info: DistInfo, started: float, job_dir: Path) -> dict
     if killed is not None:
         raise SystemExit(128 + killed.signum)
     return record
-
-
-def _record_invalid(cfg: DictConfig, runtime: Any, error: ConfigError) -> None:
-    """Write an `invalid` record for a multirun job whose config failed validation (nothing else ran)."""
-    job_dir = Path(OmegaConf.select(cfg, "job_dir", default=None) or runtime.runtime.output_dir)
-    try:
-        config = OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # an interpolation may be what is invalid
-        config = OmegaConf.to_container(cfg, resolve=False)
-    config.pop("hydra", None)
-    write_record(job_dir, {"status": "invalid", "error": f"ConfigError: {error}", "traceback": None,
-                           "config": config, "config_hash": None, "overrides": list(runtime.overrides.task),
-                           "summary": {"steps": 0}})
-    log.error("job invalid: %s (%s)", job_dir, error)
-
-
-def _in_launcher_process(runtime: Any) -> bool:
-    """Whether this job runs in a process of a launcher's own (joblib, submitit), not the sweep's.
-
-    Why it matters: such a launcher hands each job's result back to the sweep's process. A job that
-    exits instead (a killed one) makes that process fail with submitit's UncompletedJobError, or
-    with joblib stop the whole sweep, before pmexp's callback can count the records.
-    """
-    if runtime is None or runtime.mode != RunMode.MULTIRUN:
-        return False
-    return OmegaConf.select(runtime, "launcher._target_", default=BASIC_LAUNCHER) != BASIC_LAUNCHER
-
-
-def _distributed_error() -> type[Exception]:
-    """Imported when needed: `python -m pmexp.train` is `__main__`, whose globals joblib/submitit
-    launchers pickle by value, and torch.distributed's module objects do not pickle."""
-    from pmexp.distributed import DistributedError
-
-    return DistributedError
-
-
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point: one job, or one job of a multirun (`-m`)."""
-    runtime = _hydra_runtime()
-    try:
-        record = train(cfg)
-    except ConfigError as e:  # the message says what to change; a traceback would only bury it
-        print(f"pmexp: invalid config: {e}", file=sys.stderr)
-        if runtime is not None and runtime.mode == RunMode.MULTIRUN:
-            _record_invalid(cfg, runtime, e)  # one bad job of a sweep: recorded, and the sweep goes on
-            return
-        sys.exit(2)
-    except _distributed_error() as e:  # not under torchrun, too few GPUs: the message says what to run
-        print(f"pmexp: {e}", file=sys.stderr)
-        sys.exit(2)
-    except SystemExit:  # killed: the record says so already
-        if not _in_launcher_process(runtime):
-            raise  # in the sweep's own process: the whole sweep stops, as a signal to it means
-        return  # a launcher's job: the sweep goes on, and its exit code counts this job
-    if record["status"] != "ok" and runtime is not None and runtime.mode == RunMode.RUN:
-        callbacks.EXIT_STATE["job_not_ok"] = True
-        sys.exit(1)  # a single run reports failure by its exit code; a multirun's callback counts
-
-
-def cli() -> None:
-    """`python -m pmexp.train`: exit 0 all ok, 1 a job not ok, 2 a usage error of the command itself.
-
-    Hydra exits 1 on an override it cannot parse or compose; that is a usage error, so it becomes 2
-    unless pmexp itself chose 1 (a job not ok).
-    """
-    try:
-        main()
-    except SystemExit as e:
-        if e.code == 1 and not callbacks.EXIT_STATE["job_not_ok"]:
-            raise SystemExit(2) from None
-        raise
-
-
-register_resolvers()  # before @hydra.main composes: conf/train.yaml names its job dirs with it
-
-if __name__ == "__main__":
-    cli()

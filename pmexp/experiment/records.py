@@ -48,7 +48,7 @@ SUMMARY_KEYS = (
     "strategy", "world_size", "peak_allocated_mb_max", "peak_allocated_mb_mean",
     # With trainer.compile: how PM-Drop's variants are traced (pmexp.dropout.traced) and the backend.
     "compiled_dropout", "compile_backend",
-    # Graphs Dynamo captured and graph breaks in the first step (pmexp.compiling).
+    # Graphs Dynamo captured and graph breaks in the first step (pmexp.experiment.compiling).
     "compile_graphs", "graph_breaks",
 )
 # Keys that change where or how a job is reported, not what it computes: a resumed sweep with
@@ -96,8 +96,8 @@ def _cpu_name() -> str:
 
 
 def env_info(device: torch.device) -> dict[str, Any]:
-    """Versions, commit and hardware a record was made with (`pmexp.envinfo`), naming the job's device."""
-    from pmexp.envinfo import env_info as machine_info
+    """Versions, commit and hardware a record was made with (`pmexp.experiment.envinfo`), naming the job's device."""
+    from pmexp.experiment.envinfo import env_info as machine_info
 
     info = machine_info()
     info["device_name"] = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()

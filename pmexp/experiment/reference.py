@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from pmexp.metrics import layer_of
+from pmexp.experiment.metrics import layer_of
 
 __all__ = ["REFERENCES", "RESEED_OFFSET", "Reference", "start_reference", "update_similarity"]
 

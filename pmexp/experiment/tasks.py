@@ -1,8 +1,8 @@
 """The GLUE tasks pmexp trains on, each declared once: files, columns, labels, text fields.
 
-    python -c "from pmexp.tasks import GLUE_TASKS; print(GLUE_TASKS['rte'])"
+    python -c "from pmexp.experiment.tasks import GLUE_TASKS; print(GLUE_TASKS['rte'])"
 
-Config validation (`data.name`, `model.num_labels`), the data loader (`pmexp.data`: file lookup,
+Config validation (`data.name`, `model.num_labels`), the data loader (`pmexp.experiment.data`: file lookup,
 checks, tokenization) and the report read these declarations; nothing else spells a task's columns
 or labels. Adding a GLUE task is one entry here plus its `conf/data/<name>.yaml`.
 """

@@ -13,14 +13,12 @@ records artifact, and skips runs it already pushed (it leaves a `.synced` file).
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["find_offline_runs", "main", "sync_command"]
+__all__ = ["find_offline_runs", "sync_command"]
 
 OFFLINE_GLOB = "offline-run-*"
 
@@ -48,26 +46,3 @@ def sync_command(runs: Sequence[Path], project: str | None = None, entity: str |
     if dry_run:
         cmd.append("--dry-run")
     return cmd + [str(r) for r in runs]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pmexp.sync", description=__doc__.splitlines()[0])
-    parser.add_argument("dirs", nargs="+", metavar="DIR", help="folders to search (sweep dirs, job dirs, outputs/)")
-    parser.add_argument("--project", help="override the W&B project of every run")
-    parser.add_argument("--entity", help="override the W&B entity (user or team) of every run")
-    parser.add_argument("--dry-run", action="store_true", help="list the runs and what wandb sync would do")
-    args = parser.parse_args(argv)
-    missing = [d for d in args.dirs if not Path(d).exists()]
-    if missing:
-        print(f"pmexp.sync: no such folder: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    runs = find_offline_runs(args.dirs)
-    print(f"{len(runs)} offline W&B run(s) under {', '.join(args.dirs)}")
-    if not runs:
-        return 0
-    cmd = sync_command(runs, args.project, args.entity, args.dry_run)
-    return subprocess.run(cmd, check=False).returncode
-
-
-if __name__ == "__main__":
-    sys.exit(main())

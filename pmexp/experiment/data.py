@@ -1,9 +1,9 @@
 """Training and evaluation batches: GLUE tasks (local TSV or the hub) and fixed-length synthetic data.
 
-    python -c "from pmexp.data import read_task_file; from pmexp.tasks import GLUE_TASKS; \
+    python -c "from pmexp.experiment.data import read_task_file; from pmexp.experiment.tasks import GLUE_TASKS; \
         print(len(read_task_file(GLUE_TASKS['rte'], '../shared/data/rte/train.tsv')['label']))"
 
-A GLUE task (`data=mrpc|sst2|rte`, declared in `pmexp.tasks`) is looked up in this order, the first
+A GLUE task (`data=mrpc|sst2|rte`, declared in `pmexp.experiment.tasks`) is looked up in this order, the first
 that exists wins: `data.dir`, env `PMEXP_<TASK>_DIR` (both through the config), `../shared/data/<task>`
 beside the repository, then the hub (`nyu-mll/glue`, config `<task>`). The data is read in place,
 never copied. `check_data` reads and checks every row of both files before any model is built: a
@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from pmexp.tasks import GlueTask, glue_task
+from pmexp.experiment.tasks import GlueTask, glue_task
 
 __all__ = [
     "DataFileError",
@@ -41,7 +41,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 BERT_VOCAB_HUB_ID = "google-bert/bert-base-uncased"
 
@@ -229,7 +229,7 @@ def load_tokenizer(cfg: DictConfig) -> Any:
     """
     from transformers import AutoTokenizer, BertTokenizerFast
 
-    from pmexp.models import checkpoint_source
+    from pmexp.experiment.models import checkpoint_source
 
     if cfg.model.pretrained:
         return AutoTokenizer.from_pretrained(checkpoint_source(cfg.model))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pmexp.records import read_record
+from pmexp.experiment.records import read_record
 from pmexp.report.fmt import first_line
 from pmexp.report.gather import MAXBATCH_FILE, PROBES_FILE, settings_of
 
@@ -49,7 +49,7 @@ __all__ = [
 
 log = logging.getLogger("pmexp.maxbatch")  # not __main__ under `python -m`
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 #: Put before the user's overrides, so a user may still change them (e.g. trainer.max_steps=5).
 PROBE_OVERRIDES: tuple[str, ...] = (
     "trainer.max_steps=3", "data=synthetic", "logger=none", "trainer.eval=false",
@@ -152,7 +152,7 @@ def train_probe(
     other exception propagates (a bad config must stop the search, not read as a limit).
     """
     if train_fn is None:
-        from pmexp.train import train as train_fn
+        from pmexp.experiment.job import train as train_fn
     free_cuda_memory()  # between probes: what the last one left must not count against this one
     try:
         result = train_fn(cfg)

@@ -5,7 +5,7 @@ callback the sweep would then exit 0 however many jobs failed. At the end of a m
 the records written during this multirun (resumed, skipped jobs are ok by definition), prints a
 one-screen summary (jobs per status, then each job dir not ok with the first line of its error) and
 exits 1 when a job is not ok (0 when all are; 2 is left to usage errors of the command itself). A
-launch skipped because another process held the job dir's lock (pmexp.joblock) counts as `locked`.
+launch skipped because another process held the job dir's lock (pmexp.experiment.joblock) counts as `locked`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def count_statuses(sweep_dir: Path, since: float = 0.0) -> tuple[Counter, list[t
     Returns:
         (Counter of status -> jobs, [(record path, record) for each record not ok]).
     """
-    from pmexp.joblock import SKIPS_FILE
-    from pmexp.records import RECORD_FILE
+    from pmexp.experiment.joblock import SKIPS_FILE
+    from pmexp.experiment.records import RECORD_FILE
 
     counts: Counter = Counter()
     bad = []

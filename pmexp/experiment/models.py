@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from pmexp.config import ConfigError
+from pmexp.experiment.config import ConfigError
 
 __all__ = [
     "RANDOM_INIT_NOTE",
@@ -192,7 +192,7 @@ def build_model(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Build `cfg.model` with `cfg.attention` and, if asked, gradient checkpointing.
 
     Args:
-        cfg: a validated config (`pmexp.config.validate`).
+        cfg: a validated config (`pmexp.experiment.config.validate`).
 
     Returns:
         (model on the CPU in train mode, info dict: parameters, source, attention, positions).

@@ -213,7 +213,7 @@ def _check_schema(cfg: DictConfig) -> DictConfig:
 
 def _check_reference(c: DictConfig) -> None:
     """trainer.reference: a known mode, on one process, eager, without a GradScaler."""
-    from pmexp.reference import REFERENCES  # torch only
+    from pmexp.experiment.reference import REFERENCES  # torch only
 
     t = c.trainer
     if t.reference not in REFERENCES:
@@ -289,7 +289,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     if c.precision.autocast_dtype not in AUTOCAST_DTYPES:
         _fail("precision.autocast_dtype", c.precision.autocast_dtype, f"pick one of {AUTOCAST_DTYPES}")
 
-    from pmexp.tasks import GLUE_TASKS  # no imports of its own
+    from pmexp.experiment.tasks import GLUE_TASKS  # no imports of its own
 
     if c.data.name not in (*GLUE_TASKS, "synthetic"):
         _fail("data.name", c.data.name, f"pick data=synthetic or a GLUE task: {', '.join(GLUE_TASKS)}")
@@ -336,7 +336,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         _fail("trainer.compile_backend", t.compile_backend, f"pick one of {COMPILE_BACKENDS}")
     if t.fault not in FAULTS:
         _fail("trainer.fault", t.fault, "pick trainer.fault=null (no fault), oom, sigterm, nan or kill9")
-    from pmexp.distributed import STRATEGIES  # torch only
+    from pmexp.experiment.distributed import STRATEGIES  # torch only
 
     if t.strategy not in STRATEGIES:
         _fail("trainer.strategy", t.strategy, f"pick one of {STRATEGIES}")
@@ -346,7 +346,7 @@ def validate(cfg: DictConfig) -> DictConfig:
 
     _check_reference(c)
 
-    from pmexp.models import check_model_config  # imports transformers
+    from pmexp.experiment.models import check_model_config  # imports transformers
 
     check_model_config(m)
     if c.logger.name not in ("none", "wandb"):

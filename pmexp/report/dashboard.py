@@ -10,7 +10,7 @@ variant of one configuration (so one per seq_len where the sweep has several), i
 the spread over seeds. Panels: train loss and eval F1/accuracy against the optimizer step, bars of
 peak memory, saved mask bytes and throughput, gradient-norm curves (global and per layer), and the
 verdict table that `python -m pmexp.report DIR --wandb` logs. Every key comes from
-`pmexp.wandb_keys`, the list the trainer logs with. Saving needs `wandb login` and the server.
+`pmexp.experiment.wandb_keys`, the list the trainer logs with. Saving needs `wandb login` and the server.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pmexp.wandb_keys import (
+from pmexp.experiment.wandb_keys import (
     EVAL_KEYS,
     GRAD_LAYER,
     GRAD_NORM,
