@@ -12,7 +12,8 @@ from conftest import TINY_BERT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pmexp.experiment.maxbatch import MaxBatchError, main, run_search, search_max
+from pmexp.experiment.maxbatch import MaxBatchError, run_search, search_max
+from pmexp.maxbatch import main
 from pmexp.report import build_report
 
 PROBE_KEYS = {"variant", "search", "batch_size", "seq_len", "status", "peak_allocated_mb", "time",

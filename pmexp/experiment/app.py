@@ -23,12 +23,11 @@ from typing import Any
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pmexp.experiment.callbacks import EXIT_STATE
-from pmexp.experiment.config import ConfigError
+from pmexp.experiment.callbacks import EXIT_STATE, hydra_runtime
 from pmexp.experiment.distributed import DistributedError
-from pmexp.experiment.job import _hydra_runtime as hydra_runtime
+from pmexp.experiment.errors import ConfigError
 from pmexp.experiment.job import train
-from pmexp.experiment.records import write_record
+from pmexp.experiment.records import SCHEMA_VERSION, write_record
 
 __all__ = ["BASIC_LAUNCHER", "cli", "run_job"]
 
@@ -44,7 +43,7 @@ def _record_invalid(cfg: DictConfig, runtime: Any, error: ConfigError) -> None:
     except Exception:  # an interpolation may be what is invalid
         config = OmegaConf.to_container(cfg, resolve=False)
     config.pop("hydra", None)
-    write_record(job_dir, {"status": "invalid", "error": f"ConfigError: {error}",
+    write_record(job_dir, {"schema": SCHEMA_VERSION, "status": "invalid", "error": f"ConfigError: {error}",
                            "traceback": None, "config": config, "config_hash": None,
                            "overrides": list(runtime.overrides.task), "summary": {"steps": 0}})
     log.error("job invalid: %s (%s)", job_dir, error)

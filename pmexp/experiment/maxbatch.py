@@ -4,20 +4,20 @@
         --variants standard,packed_exact,packed,seeded --out runs/maxbatch/bert_base_512
     python -m pmexp.maxbatch model=bert_base trainer.batch_size=8 --seq-len-search --max-seq-len 8192
 
-Each probe is a real training run of a few steps (``pmexp.train.train`` on the composed config
+Each probe is a real training run of a few steps (``pmexp.experiment.job.train`` on the composed config
 with ``trainer.max_steps=3 data=synthetic logger=none``), doubling from the start value until
 the first OOM, then a binary search between the last fit and that OOM. Every probe is appended
 to ``<out>/maxbatch.jsonl``; ``<out>/maxbatch.json`` holds the maximum per variant and is
 rewritten after every probe, so an interrupted search still leaves a readable result
 (``"complete": false``). ``python -m pmexp.report <out>`` shows it as the "max batch" table.
 
+``python -m pmexp.maxbatch`` (pmexp/maxbatch.py) parses the command line and calls :func:`run_search`.
 Why a pure :func:`search_max`: the doubling and bisection are tested with a fake probe on CPU;
 only :func:`train_probe` touches the trainer and the GPU.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import gc
 import json
@@ -29,9 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pmexp.experiment.records import read_record
-from pmexp.report.fmt import first_line
-from pmexp.report.gather import MAXBATCH_FILE, PROBES_FILE, settings_of
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from pmexp.experiment.job import train
+from pmexp.experiment.records import MAXBATCH_FILE, PROBES_FILE, error_line, read_record
+from pmexp.experiment.settings import settings_of
+from pmexp.experiment.variants import DROPOUT_OPTIONS, MAXBATCH_DEFAULT
 
 __all__ = [
     "CONF_DIR",
@@ -41,13 +46,12 @@ __all__ = [
     "ProbeFailedError",
     "SearchResult",
     "free_cuda_memory",
-    "main",
     "run_search",
     "search_max",
     "train_probe",
 ]
 
-log = logging.getLogger("pmexp.maxbatch")  # not __main__ under `python -m`
+log = logging.getLogger(__name__)
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 #: Put before the user's overrides, so a user may still change them (e.g. trainer.max_steps=5).
@@ -56,7 +60,7 @@ PROBE_OVERRIDES: tuple[str, ...] = (
     "trainer.probe=false", "trainer.timing_warmup=1", "force=true",
     "model.pretrained=false",  # memory is the architecture's, not the weights': random init, no hub (overridable)
 )
-DEFAULT_VARIANTS: tuple[str, ...] = ("standard", "packed_exact", "packed", "seeded")
+DEFAULT_VARIANTS: tuple[str, ...] = MAXBATCH_DEFAULT  # the dropout options applied by surgery
 _CONTROLLED = ("dropout", "job_dir")  # set per probe; a user override of them is refused
 
 
@@ -125,8 +129,6 @@ def search_max(probe: Callable[[int], bool], *, start: int = 1, cap: int | None 
 
 def free_cuda_memory() -> None:
     """Drop what the last probe left (compiled graphs, garbage, cached blocks) and reset peaks."""
-    import torch
-
     dynamo = sys.modules.get("torch._dynamo")  # imported only once something was compiled
     if dynamo is not None:
         dynamo.reset()  # graphs compiled for another shape would stay cached, and hold memory
@@ -138,8 +140,6 @@ def free_cuda_memory() -> None:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    import torch
-
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
@@ -151,8 +151,7 @@ def train_probe(
     The trainer records an OOM itself; one that escapes it still counts as ``oom``, while any
     other exception propagates (a bad config must stop the search, not read as a limit).
     """
-    if train_fn is None:
-        from pmexp.experiment.job import train as train_fn
+    train_fn = train_fn or train
     free_cuda_memory()  # between probes: what the last one left must not count against this one
     try:
         result = train_fn(cfg)
@@ -166,8 +165,6 @@ def train_probe(
 
 def _runs_on_cuda(cfg: Any) -> bool:
     """Whether the trainer would put this config on a CUDA device (``trainer.device``)."""
-    import torch
-
     device = str(cfg.trainer.device)
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
@@ -210,8 +207,6 @@ class _Prober:
         t0 = time.perf_counter()
         record = train_probe(cfg, job_dir, self.train_fn)
         if not record.get("config"):
-            from omegaconf import OmegaConf
-
             record["config"] = OmegaConf.to_container(cfg, resolve=True)
         settings, summary = settings_of(record), record.get("summary") or {}
         status = record.get("status", "failed")
@@ -221,7 +216,7 @@ class _Prober:
             "peak_allocated_mb": summary.get("peak_allocated_mb"),
             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": round(time.perf_counter() - t0, 3),
-            "job_dir": str(job_dir), "error": first_line(record.get("error")) or None,
+            "job_dir": str(job_dir), "error": error_line(record.get("error")) or None,
         }
         with (self.out / PROBES_FILE).open("a") as f:
             f.write(json.dumps(line) + "\n")
@@ -270,17 +265,17 @@ def run_search(
         seq_len_step: seq_len is searched in multiples of this many tokens.
         batch_step: the batch size is searched in multiples of this (a coarser, shorter search
             where batches reach the hundreds, e.g. with activation checkpointing).
-        train_fn: replaces ``pmexp.train.train`` (tests).
+        train_fn: replaces ``pmexp.experiment.job.train`` (tests).
 
     Returns:
         The content of ``maxbatch.json``.
 
     Raises:
-        MaxBatchError: bad arguments, a used ``out``, or an override the search sets itself.
+        MaxBatchError: bad arguments, a used ``out``, an unknown variant, or an override the search sets itself.
     """
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
+    unknown = [v for v in variants if v not in DROPOUT_OPTIONS]
+    if unknown:
+        raise MaxBatchError(f"variants {unknown} are not dropout options: pick from {', '.join(DROPOUT_OPTIONS)}")
     if search not in ("batch_size", "seq_len"):
         raise MaxBatchError(f"search={search!r}: pick 'batch_size' or 'seq_len'")
     unit, unit_name = (seq_len_step, "seq_len_step") if search == "seq_len" else (batch_step, "batch_step")
@@ -319,52 +314,3 @@ def run_search(
     state["complete"] = True
     _write_json(out / MAXBATCH_FILE, state)
     return state
-
-
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m pmexp.maxbatch",
-        description="Largest batch (or seq_len) per dropout variant that trains without OOM.",
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=bert_base seq_len=512")
-    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                        help="comma-separated dropout options (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="new directory for maxbatch.json(l) and probe dirs (default outputs/maxbatch/<time>)")
-    parser.add_argument("--max-batch", type=int, default=None, help="never probe a larger batch")
-    parser.add_argument("--seq-len-search", action="store_true",
-                        help="search the longest seq_len at the config's trainer.batch_size instead")
-    parser.add_argument("--max-seq-len", type=int, default=None,
-                        help="never probe a longer seq_len (default: a pretrained model's positions)")
-    parser.add_argument("--seq-len-step", type=int, default=64, help="seq_len granularity (default 64)")
-    parser.add_argument("--batch-step", type=int, default=1,
-                        help="batch size granularity (default 1; e.g. 8 where batches reach the hundreds)")
-    parser.add_argument("--start", type=int, default=None,
-                        help="first value probed (default --batch-step, or --seq-len-step for a seq_len search)")
-    return parser.parse_intermixed_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    search = "seq_len" if args.seq_len_search else "batch_size"
-    out = args.out or Path("outputs/maxbatch") / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    try:
-        state = run_search(
-            args.overrides, out, variants=[v for v in args.variants.split(",") if v], search=search,
-            start=args.start or (args.seq_len_step if args.seq_len_search else args.batch_step),
-            cap=args.max_seq_len if args.seq_len_search else args.max_batch,
-            seq_len_step=args.seq_len_step, batch_step=args.batch_step,
-        )
-    except MaxBatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for variant, res in state["results"].items():
-        note = " (hit the cap)" if res["hit_cap"] else ""
-        print(f"{variant:>14}: max {search} {res['max']}{note}" + (f"  ERROR {res['error']}" if "error" in res else ""))
-    print(f"wrote {out / MAXBATCH_FILE}; report: python -m pmexp.report {out}")
-    return 1 if any("error" in r for r in state["results"].values()) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

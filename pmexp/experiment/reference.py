@@ -26,6 +26,7 @@ import copy
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import torch
@@ -189,8 +190,6 @@ def start_reference(cfg: Any, model: torch.nn.Module, device: torch.device) -> R
     t = cfg.trainer
     if t.reference is None:
         return None
-    from functools import partial
-
     dtype = getattr(torch, cfg.precision.autocast_dtype) if cfg.precision.autocast_dtype else None
     autocast = partial(torch.autocast, device_type=device.type, dtype=dtype, enabled=dtype is not None)
     return Reference(t.reference, model, device, cfg.seed, t.weight_decay, t.max_grad_norm, t.grad_accum, autocast)

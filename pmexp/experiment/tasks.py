@@ -1,17 +1,90 @@
-"""The GLUE tasks pmexp trains on, each declared once: files, columns, labels, text fields.
+"""What pmexp trains: the task kinds a model can have (`model.task`) and the GLUE tasks, each declared once.
 
-    python -c "from pmexp.experiment.tasks import GLUE_TASKS; print(GLUE_TASKS['rte'])"
+    python -c "from pmexp.experiment.tasks import TASKS, GLUE_TASKS; print(TASKS['causal_lm'], GLUE_TASKS['rte'])"
 
-Config validation (`data.name`, `model.num_labels`), the data loader (`pmexp.experiment.data`: file lookup,
-checks, tokenization) and the report read these declarations; nothing else spells a task's columns
-or labels. Adding a GLUE task is one entry here plus its `conf/data/<name>.yaml`.
+A `Task` (sequence_classification, causal_lm, image_classification) says which transformers Auto
+class builds the model, what one synthetic example looks like, how many tokens a batch holds, and
+whether evaluation scores accuracy and F1; config, models, data and the loop read it instead of
+comparing `model.task` strings. A `GlueTask` (mrpc, sst2, rte) declares its files, columns, labels
+and text fields: config validation, the data loader (`pmexp.experiment.data`) and the report read
+it. Adding a GLUE task is one entry here plus its `conf/data/<name>.yaml`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["GLUE_TASKS", "SPLITS", "GlueTask", "glue_task"]
+import torch
+
+__all__ = ["GLUE_TASKS", "SPLITS", "TASKS", "GlueTask", "Task", "glue_task", "task_of"]
+
+Example = dict[str, torch.Tensor]
+
+
+def _text_classification(g: torch.Generator, seq_len: int, config: Any) -> Example:
+    label = torch.randint(getattr(config, "num_labels", 2), (), generator=g)
+    ids = torch.randint(config.vocab_size, (seq_len,), generator=g)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": label}
+
+
+def _next_token(g: torch.Generator, seq_len: int, config: Any) -> Example:
+    torch.randint(getattr(config, "num_labels", 2), (), generator=g)  # drawn and unused: the same ids as before
+    ids = torch.randint(config.vocab_size, (seq_len,), generator=g)
+    return {"input_ids": ids, "labels": ids.clone()}  # the model shifts the labels itself
+
+
+def _image_classification(g: torch.Generator, seq_len: int, config: Any) -> Example:
+    label = torch.randint(getattr(config, "num_labels", 2), (), generator=g)
+    return {"pixel_values": torch.randn(3, config.image_size, config.image_size, generator=g), "labels": label}
+
+
+def _token_count(batch: Example, config: Any) -> int:
+    return batch["input_ids"].numel()  # padding included: what the compute sees
+
+
+def _patch_count(batch: Example, config: Any) -> int:
+    return batch["pixel_values"].shape[0] * ((config.image_size // config.patch_size) ** 2 + 1)  # + [CLS]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One kind of model (`model.task`): how it is built, fed synthetic data, counted and scored.
+
+    Args:
+        name: the `model.task` value.
+        auto_class: the transformers Auto class that builds it (`from_config` / `from_pretrained`).
+        labelled: a classifier: needs `model.num_labels`, and evaluation scores accuracy and F1.
+        uses_seq_len: its inputs are token sequences of `seq_len` (an image model's are not).
+        synthetic: one random example from a generator, `seq_len` and the model's config.
+        count_tokens: the tokens (or patches) a batch feeds the model, padding included.
+    """
+
+    name: str
+    auto_class: str
+    labelled: bool
+    uses_seq_len: bool
+    synthetic: Callable[[torch.Generator, int, Any], Example]
+    count_tokens: Callable[[Example, Any], int]
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("sequence_classification", "AutoModelForSequenceClassification", True, True,
+             _text_classification, _token_count),
+        Task("causal_lm", "AutoModelForCausalLM", False, True, _next_token, _token_count),
+        Task("image_classification", "AutoModelForImageClassification", True, False,
+             _image_classification, _patch_count),
+    )
+}
+
+
+def task_of(cfg: Any) -> Task:
+    """The `Task` of a validated config (`cfg.model.task`)."""
+    return TASKS[cfg.model.task]
+
 
 #: The files every local task folder holds (GLUE's test labels are not public, so no test split).
 SPLITS = ("train", "validation")
@@ -29,6 +102,7 @@ class GlueTask:
             the files hold integers `0 .. num_labels - 1`.
         num_labels: the number of classes; `model.num_labels` must equal it (so the eval metrics,
             which read `model.num_labels`, count the task's classes).
+        task: the `Task` (model.task) a model needs to train on it.
     """
 
     name: str
@@ -37,6 +111,7 @@ class GlueTask:
     label_names: tuple[str, ...] | None
     num_labels: int
     label_field: str = "label"
+    task: str = "sequence_classification"
 
     @property
     def env_var(self) -> str:

@@ -108,7 +108,7 @@ class WandbLogger:
         group = group_name(config, sweep)
         job_type = _select(config, ("dropout", "name")) or "job"
         try:
-            import wandb
+            import wandb  # here, inside the try: logger=none jobs never pay its import, a broken one falls back
 
             self.run = wandb.init(
                 project=logger_cfg.project, entity=logger_cfg.entity, mode=logger_cfg.mode, dir=str(job_dir),
@@ -175,7 +175,7 @@ class WandbLogger:
         self.finish(exit_code=0 if record.get("status") in EXIT_OK_STATUSES else 1)
 
     def _log_records(self, job_dir: Path) -> None:
-        import wandb
+        import wandb  # imported already: a run exists
 
         artifact = wandb.Artifact(f"records-{self.run.id}", type="job-records",
                                   metadata={"job_dir": str(job_dir)})

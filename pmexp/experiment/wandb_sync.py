@@ -1,14 +1,9 @@
-"""Push the offline W&B runs under some folders to the W&B server (`wandb sync`, found for you).
+"""Find the offline W&B runs under some folders and build the `wandb sync` command that pushes them.
 
-    python -m pmexp.sync multirun/fidelity                 # every offline run of that sweep
-    python -m pmexp.sync multirun outputs --project pmexp-h200 --entity my-team
-    python -m pmexp.sync multirun --dry-run                # list what would be pushed
-    make sync                                              # multirun/ and outputs/
+    python -m pmexp.sync multirun/fidelity --dry-run      # the command line (pmexp/sync.py) around these
 
-Jobs write their runs offline by default (`<job_dir>/wandb/offline-run-*`); this walks the folders
-for them and hands them to W&B's own `wandb sync`, which uploads history, config, summary and the
-records artifact, and skips runs it already pushed (it leaves a `.synced` file). Needs `wandb login`
-(or WANDB_API_KEY) and the server; nothing else in pmexp needs either.
+Jobs write their runs offline by default (`<job_dir>/wandb/offline-run-*`); W&B's own `wandb sync`
+uploads history, config, summary and the records artifact, and skips runs it already pushed.
 """
 
 from __future__ import annotations
