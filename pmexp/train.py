@@ -13,7 +13,8 @@
 The entry point only: `@hydra.main` hands the composed config to `pmexp.experiment.app.run_job`,
 which calls `pmexp.experiment.job.train` (the job's record) and turns its outcome into the exit code
 (0 ok, 1 a job not ok, 2 a usage error). Nothing else lives here, so nothing importable is ever
-`__main__` (the joblib and submitit launchers pickle the task function by reference).
+`__main__`: the joblib and submitit launchers pickle `main` by value, and with it only `run_job`,
+by reference.
 """
 
 import hydra

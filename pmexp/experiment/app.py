@@ -4,8 +4,9 @@
 
 `pmexp/train.py` holds only `@hydra.main`; everything it runs lives here, in an importable module.
 Why: the joblib and submitit launchers pickle the task function, and a function of `__main__` is
-pickled by value together with every global it names; one defined in an importable module is
-pickled by reference, so the framework's imports stay at the top of their files.
+pickled by value together with every global it names. `pmexp/train.py`'s `main` names one global,
+`run_job`, which lives in an importable module and is pickled by reference; so the framework's
+imports stay at the top of their files (nothing of theirs travels by value).
 
 Exit codes of the command: 0 every job ok, 1 a job not ok (a single run's status, or a multirun's
 records counted by `JobStatusCallback`), 2 a usage error (an invalid config, an override Hydra cannot

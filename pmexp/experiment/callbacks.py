@@ -1,6 +1,6 @@
 """Hydra glue: the callback that turns a multirun's records into its exit code, and job dir names.
 
-Jobs record their own failures (pmexp.train) so that one OOM does not stop a sweep; without this
+Jobs record their own failures (pmexp.experiment.job) so that one OOM does not stop a sweep; without this
 callback the sweep would then exit 0 however many jobs failed. At the end of a multirun it reads
 the records written during this multirun (resumed, skipped jobs are ok by definition), prints a
 one-screen summary (jobs per status, then each job dir not ok with the first line of its error) and

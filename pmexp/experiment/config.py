@@ -139,7 +139,7 @@ class MemoryConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything `pmexp.train.train` reads; conf/train.yaml composes into this shape."""
+    """Everything `pmexp.experiment.job.train` reads; conf/train.yaml composes into this shape."""
 
     seed: int = 0
     seq_len: int = 128

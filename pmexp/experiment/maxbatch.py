@@ -238,6 +238,26 @@ class _Prober:
         return status == "ok"
 
 
+def _check_search(overrides: Sequence[str], out: Path, variants: Sequence[str], search: str, start: int,
+                  seq_len_step: int, batch_step: int) -> None:
+    """`run_search`'s arguments, before anything is composed or written (see its Raises)."""
+    unknown = [v for v in variants if v not in DROPOUT_OPTIONS]
+    if unknown:
+        raise MaxBatchError(f"variants {unknown} are not dropout options: pick from {', '.join(DROPOUT_OPTIONS)}")
+    if search not in ("batch_size", "seq_len"):
+        raise MaxBatchError(f"search={search!r}: pick 'batch_size' or 'seq_len'")
+    unit, unit_name = (seq_len_step, "seq_len_step") if search == "seq_len" else (batch_step, "batch_step")
+    if unit < 1 or start < unit:
+        raise MaxBatchError(f"start={start} and {unit_name}={unit}: both must be >= 1 and start >= {unit_name}")
+    owned = (*_CONTROLLED, "trainer.batch_size" if search == "batch_size" else "seq_len")
+    for o in overrides:
+        if o.lstrip("+~").split("=")[0] in owned:
+            raise MaxBatchError(f"override {o!r} is set by the search itself: use --variants for the "
+                                "dropout, --out for where probes go, and leave out the searched value")
+    if (out / PROBES_FILE).exists():
+        raise MaxBatchError(f"{out / PROBES_FILE} exists: pass a new --out directory to search again")
+
+
 def run_search(
     overrides: Sequence[str],
     out: Path,
@@ -273,21 +293,8 @@ def run_search(
     Raises:
         MaxBatchError: bad arguments, a used ``out``, an unknown variant, or an override the search sets itself.
     """
-    unknown = [v for v in variants if v not in DROPOUT_OPTIONS]
-    if unknown:
-        raise MaxBatchError(f"variants {unknown} are not dropout options: pick from {', '.join(DROPOUT_OPTIONS)}")
-    if search not in ("batch_size", "seq_len"):
-        raise MaxBatchError(f"search={search!r}: pick 'batch_size' or 'seq_len'")
-    unit, unit_name = (seq_len_step, "seq_len_step") if search == "seq_len" else (batch_step, "batch_step")
-    if unit < 1 or start < unit:
-        raise MaxBatchError(f"start={start} and {unit_name}={unit}: both must be >= 1 and start >= {unit_name}")
-    owned = (*_CONTROLLED, "trainer.batch_size" if search == "batch_size" else "seq_len")
-    for o in overrides:
-        if o.lstrip("+~").split("=")[0] in owned:
-            raise MaxBatchError(f"override {o!r} is set by the search itself: use --variants for the "
-                                "dropout, --out for where probes go, and leave out the searched value")
-    if (out / PROBES_FILE).exists():
-        raise MaxBatchError(f"{out / PROBES_FILE} exists: pass a new --out directory to search again")
+    unit = seq_len_step if search == "seq_len" else batch_step
+    _check_search(overrides, out, variants, search, start, seq_len_step, batch_step)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="maxbatch"):
         base = compose("train", overrides=[*PROBE_OVERRIDES, *overrides])  # bad overrides fail here
         if search == "seq_len" and cap is None and OmegaConf.select(base, "model.pretrained"):

@@ -1,7 +1,7 @@
 """What a job record says was run: its settings, read from the summary with the config as fallback.
 
-    python -c "import json; from pmexp.experiment.settings import settings_of; \
-        print(settings_of(json.load(open('runs/2026-11-28-h200/fidelity/dropout=packed,seed=0/metrics.json'))))"
+    python -c "import glob, json; from pmexp.experiment.settings import settings_of; \\
+        print(settings_of(json.load(open(sorted(glob.glob('runs/*/*/*/metrics.json'))[0]))))"
 
 The report groups jobs by these settings and `python -m pmexp.maxbatch` records them beside its
 result, so both read them here. Settings added after records existed (`strategy`, `world_size`,
