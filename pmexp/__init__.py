@@ -1,8 +1,9 @@
-"""pmexp: PM-Drop bit-packed dropout (`pmexp.masks`, `pmexp.dropout`) and a Hydra experiment framework.
+"""pmexp: PM-Drop bit-packed dropout (the library) and a Hydra experiment framework that measures it.
 
-The framework half (`pmexp.train`, `pmexp.models`, `pmexp.data`, `pmexp.metrics`, `pmexp.records`)
-imports transformers, datasets and wandb; the library half imports torch alone. Importing this
-package imports neither, so `import pmexp.dropout` stays light.
+The library (`pmexp.masks`, `pmexp.dropout`, `pmexp.tempo`) imports torch alone. The framework
+(`pmexp.experiment`: config, tasks, models, data, the loop, records) imports transformers, datasets,
+Hydra and wandb; `pmexp.report` reads its records. Importing this package imports neither half, so
+`import pmexp.dropout` stays light.
 """
 
 __version__ = "0.1.0"

@@ -11,9 +11,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
-from pmexp.callbacks import job_dirname
-from pmexp.config import ConfigError, config_warnings, validate
-from pmexp.train import train
+from pmexp.experiment.callbacks import job_dirname
+from pmexp.experiment.config import ConfigError, config_warnings, validate
+from pmexp.experiment.job import train
 
 GROUPS = ["model", "data", "dropout", "precision", "attention", "trainer", "memory", "logger", "experiment"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]

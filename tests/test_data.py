@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import pmexp.data
-from pmexp.data import MissingDataError, SyntheticDataset, build_dataloaders, find_mrpc_dir, load_tokenizer
+import pmexp.experiment.data
+from pmexp.experiment.data import MissingDataError, SyntheticDataset, build_dataloaders, find_mrpc_dir, load_tokenizer
 
 
 def test_random_init_bert_tokenizes_with_the_bert_base_uncased_vocab(make_cfg):
@@ -34,7 +34,7 @@ def test_no_mrpc_anywhere_names_what_to_pass(make_cfg, tmp_path, monkeypatch):
     def hub_unreachable(*args, **kwargs):
         raise ConnectionError("no route to the hub")
 
-    monkeypatch.setattr(pmexp.data, "SHARED_DATA", tmp_path)
+    monkeypatch.setattr(pmexp.experiment.data, "SHARED_DATA", tmp_path)
     monkeypatch.setattr(datasets, "load_dataset", hub_unreachable)
     cfg = make_cfg("data.dir=null")
     assert find_mrpc_dir(None) is None
@@ -78,4 +78,5 @@ def test_synthetic_samples_are_fixed_length_and_repeatable(task, keys):
 
 
 def test_path_constants_point_beside_the_repo():
-    assert pmexp.data.SHARED_DATA == Path(pmexp.data.__file__).resolve().parents[2] / "shared" / "data"
+    data_file = Path(pmexp.experiment.data.__file__).resolve()
+    assert pmexp.experiment.data.SHARED_DATA == data_file.parents[3] / "shared" / "data"

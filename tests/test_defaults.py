@@ -7,7 +7,7 @@ import logging
 
 from conftest import TINY_GPT2
 
-from pmexp.train import train
+from pmexp.experiment.job import train
 
 
 def test_a_pretrained_hub_model_without_the_hub_fails_at_once_naming_the_fix(make_cfg, monkeypatch):
@@ -27,7 +27,7 @@ def test_an_unreachable_hub_is_found_out_in_one_short_connect(monkeypatch):
 
     import huggingface_hub.constants
 
-    from pmexp.models import _hub_unreachable
+    from pmexp.experiment.models import _hub_unreachable
 
     def refused(address, timeout):
         assert timeout <= 5
@@ -39,7 +39,7 @@ def test_an_unreachable_hub_is_found_out_in_one_short_connect(monkeypatch):
 
 
 def test_random_init_on_a_labelled_task_says_so_in_the_log_and_the_record(make_cfg, caplog):
-    with caplog.at_level(logging.WARNING, logger="pmexp.models"):
+    with caplog.at_level(logging.WARNING, logger="pmexp.experiment.models"):
         record = train(make_cfg())  # conftest's tiny BERT: model.pretrained=false on MRPC
     assert record["status"] == "ok", record["traceback"]
     assert record["model_info"]["pretrained"] is False
@@ -53,8 +53,8 @@ def test_a_random_init_causal_lm_has_no_note(make_cfg):
 
 
 def test_pretrained_minilm_has_no_note_and_vit_keeps_its_dropout(make_cfg):
-    from pmexp.config import validate
-    from pmexp.models import _config_dropout
+    from pmexp.experiment.config import validate
+    from pmexp.experiment.models import _config_dropout
 
     assert _config_dropout(validate(make_cfg("model=vit_b16", tiny=[]))) == {
         "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}  # over the checkpoint's 0.0

@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import SHRINK, TINY_BERT
 
-from pmexp.config import ConfigError, validate
-from pmexp.distributed import LAUNCHER_ENV, DistributedError, setup
-from pmexp.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS, config_hash
-from pmexp.train import train
+from pmexp.experiment.config import ConfigError, validate
+from pmexp.experiment.distributed import LAUNCHER_ENV, DistributedError, setup
+from pmexp.experiment.job import train
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS, config_hash, same_config
 
 
 def torchrun(tmp_path: Path, mrpc_dir: Path, name: str, *overrides: str) -> tuple[Path, dict]:
@@ -108,6 +108,8 @@ def test_default_strategy_keeps_the_config_hash_of_older_records(make_cfg):
 
     config = OmegaConf.to_container(validate(make_cfg()), resolve=True)
     older = {**config, "trainer": {k: v for k, v in config["trainer"].items() if k != "strategy"}}
-    assert config_hash(config) == config_hash(older)
+    old_record = {"config_hash": config_hash(older, schema=1)}  # schema 1: no `schema` key, hashed the old way
+    assert same_config(config, old_record)
     ddp = {**config, "trainer": {**config["trainer"], "strategy": "ddp"}}
+    assert not same_config(ddp, old_record)
     assert config_hash(ddp) != config_hash(config)

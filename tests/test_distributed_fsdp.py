@@ -8,9 +8,9 @@ import pytest
 import torch
 from test_distributed import torchrun
 
-from pmexp.config import validate
-from pmexp.distributed import SHARDED, STRATEGIES, DistInfo, shard_model
-from pmexp.records import STEPS_FILE
+from pmexp.experiment.config import validate
+from pmexp.experiment.distributed import SHARDED, STRATEGIES, DistInfo, shard_model
+from pmexp.experiment.records import STEPS_FILE
 
 # Both runs add the same two ranks' gradients, only in another order of collectives (reduce-scatter
 # vs all-reduce): losses and gradient norms agree to float32 rounding. A norm sums <= 2**20 squares;

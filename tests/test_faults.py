@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from test_sweeps import LAUNCHERS, failure_text, train_cli
 
-from pmexp.joblock import SKIPS_FILE, JobLock
-from pmexp.records import RECORD_FILE, STEPS_FILE, read_record
-from pmexp.train import train
+from pmexp.experiment.job import train
+from pmexp.experiment.joblock import SKIPS_FILE, JobLock
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, read_record
 
 QUICK = ["trainer.eval=false", "trainer.probe=false"]
 

@@ -11,12 +11,19 @@ from pathlib import Path
 
 import pytest
 
-import pmexp.data
-import pmexp.models
-from pmexp.config import ConfigError, validate
-from pmexp.data import DataFileError, MissingDataError, build_dataloaders, check_data, find_task_dir, read_task_file
-from pmexp.tasks import GLUE_TASKS
-from pmexp.train import train
+import pmexp.experiment.data
+import pmexp.experiment.models
+from pmexp.experiment.config import ConfigError, validate
+from pmexp.experiment.data import (
+    DataFileError,
+    MissingDataError,
+    build_dataloaders,
+    check_data,
+    find_task_dir,
+    read_task_file,
+)
+from pmexp.experiment.job import train
+from pmexp.experiment.tasks import GLUE_TASKS
 
 _WORDS = "the film a movie is was great dull plot actors story not very long short fine".split()
 
@@ -76,7 +83,7 @@ def test_an_unknown_task_lists_the_known_ones(make_cfg):
 def test_env_var_and_shared_folder_are_looked_up_like_mrpc(task, tmp_path, monkeypatch):
     folder = write_task(tmp_path / task, task)
     assert find_task_dir(GLUE_TASKS[task], str(folder)) == folder
-    monkeypatch.setattr(pmexp.data, "SHARED_DATA", tmp_path)
+    monkeypatch.setattr(pmexp.experiment.data, "SHARED_DATA", tmp_path)
     assert find_task_dir(GLUE_TASKS[task], None) == folder  # ../shared/data/<task> stand-in
     with pytest.raises(MissingDataError, match=GLUE_TASKS[task].env_var):
         find_task_dir(GLUE_TASKS[task], str(tmp_path / "nowhere"))
@@ -159,7 +166,7 @@ def test_a_malformed_file_names_file_line_and_problem_before_any_model(
         check_data(cfg)
     assert str(folder / name) in str(info.value)  # the bad file by its full path, not its sibling
     built = []
-    monkeypatch.setattr(pmexp.models, "build_model", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(pmexp.experiment.models, "build_model", lambda *a, **k: built.append(1))
     record = train(cfg)
     assert record["status"] == "failed" and "DataFileError" in record["error"]
     assert str(folder / name) in record["error"] and not built  # checked before any model was built
@@ -181,7 +188,7 @@ def test_hub_data_is_checked_too_and_names_split_and_row(make_cfg, tmp_path, mon
         return datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
                                      "validation": datasets.Dataset.from_dict(good)})
 
-    monkeypatch.setattr(pmexp.data, "SHARED_DATA", tmp_path)  # no local copy: the hub is next
+    monkeypatch.setattr(pmexp.experiment.data, "SHARED_DATA", tmp_path)  # no local copy: the hub is next
     monkeypatch.setattr(datasets, "load_dataset", fake_hub)
     cfg = make_cfg("data=rte", "data.dir=null")
     with pytest.raises(DataFileError, match=r"hub nyu-mll/glue/rte split train, row 2: label 7 is not a label of rte"):

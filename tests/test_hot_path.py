@@ -6,9 +6,9 @@ The C++ kernels themselves and CUDA-graph replays are checked in tests/test_nati
 import pytest
 import torch
 
-from pmexp.config import ConfigError, validate
 from pmexp.dropout import VARIANTS, apply, dropout, dropout_add, native
 from pmexp.dropout import functional as fn
+from pmexp.experiment.config import ConfigError, validate
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -72,7 +72,7 @@ def test_reduce_overhead_needs_fixed_shapes(make_cfg):
 def test_compile_mode_reaches_torch_compile(monkeypatch):
     from torch import nn
 
-    from pmexp.compiling import compile_fresh
+    from pmexp.experiment.compiling import compile_fresh
 
     calls = []
     monkeypatch.setattr(torch, "compile", lambda module, **kw: calls.append(kw) or module)
@@ -84,8 +84,8 @@ def test_compile_mode_reaches_torch_compile(monkeypatch):
 
 
 def test_pad_to_seq_len_gives_fixed_shapes(make_cfg):
-    from pmexp.data import build_dataloaders
-    from pmexp.models import build_model
+    from pmexp.experiment.data import build_dataloaders
+    from pmexp.experiment.models import build_model
 
     cfg = validate(make_cfg("data.pad_to_seq_len=true", "seq_len=48"))
     model, _ = build_model(cfg)

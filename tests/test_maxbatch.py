@@ -12,7 +12,8 @@ from conftest import TINY_BERT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pmexp.maxbatch import MaxBatchError, main, run_search, search_max
+from pmexp.experiment.maxbatch import MaxBatchError, run_search, search_max
+from pmexp.maxbatch import main
 from pmexp.report import build_report
 
 PROBE_KEYS = {"variant", "search", "batch_size", "seq_len", "status", "peak_allocated_mb", "time",
@@ -71,7 +72,7 @@ def test_any_threshold_is_found(threshold: int, start: int, cap: int | None) -> 
 
 
 class FakeTrainer:
-    """Stands in for pmexp.train.train: fits while batch_size * seq_len <= limit[variant]."""
+    """Stands in for pmexp.experiment.job.train: fits while batch_size * seq_len <= limit[variant]."""
 
     def __init__(self, limits: dict[str, int], fail: str | None = None, raise_oom: bool = False) -> None:
         self.limits, self.fail, self.raise_oom, self.calls = limits, fail, raise_oom, 0
@@ -163,7 +164,7 @@ def test_cap_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
 
 @pytest.mark.slow
 def test_real_trainer_probes_leave_records(tmp_path: Path) -> None:
-    """The real pmexp.train.train on a 2-layer BERT on CPU: no OOM there, so the cap ends it."""
+    """The real pmexp.experiment.job.train on a 2-layer BERT on CPU: no OOM there, so the cap ends it."""
     state = run_search([*TINY_BERT, "trainer.device=cpu", "seq_len=16"], tmp_path, variants=["packed"], cap=2)
     assert state["results"]["packed"] == {"max": 2, "peak_allocated_mb": None, "hit_cap": True, "probes": 2}
     assert [(line["batch_size"], line["status"]) for line in _lines(tmp_path)] == [(1, "ok"), (2, "ok")]

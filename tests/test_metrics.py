@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score
 
-from pmexp.metrics import StepTimer, classification_metrics, grad_norms, layer_of, peak_memory
+from pmexp.experiment.metrics import StepTimer, classification_metrics, grad_norms, layer_of, peak_memory
 
 labels = st.integers(min_value=1, max_value=60).flatmap(
     lambda n: st.tuples(st.lists(st.integers(0, 1), min_size=n, max_size=n),

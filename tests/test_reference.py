@@ -10,9 +10,9 @@ import pytest
 import torch
 from test_report import _table_rows
 
-from pmexp.config import ConfigError, validate
-from pmexp.reference import update_similarity
-from pmexp.train import train
+from pmexp.experiment.config import ConfigError, validate
+from pmexp.experiment.job import train
+from pmexp.experiment.reference import update_similarity
 
 
 def _steps(cfg) -> list[dict]:

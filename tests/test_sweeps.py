@@ -16,8 +16,8 @@ import pytest
 from conftest import SHRINK, TINY_BERT
 from omegaconf import OmegaConf
 
-from pmexp.callbacks import job_dirname
-from pmexp.records import RECORD_FILE, STEPS_FILE
+from pmexp.experiment.callbacks import job_dirname
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

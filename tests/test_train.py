@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import SHRINK, TINY_BERT, TINY_GPT2, TINY_VIT
 
-import pmexp.metrics
-from pmexp.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS
-from pmexp.train import train
+import pmexp.experiment.metrics
+from pmexp.experiment.job import train
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS
 
 DROPOUT_OPTIONS = ["standard", "packed_exact", "packed", "seeded", "packed_hooks", "none"]
 TOP_KEYS = ["status", "error", "traceback", "config", "config_hash", "overrides", "env", "summary"]
@@ -134,7 +134,7 @@ def test_oom_is_recorded_and_train_returns(make_cfg, monkeypatch):
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
 
-    monkeypatch.setattr(pmexp.metrics, "grad_norms", out_of_memory)
+    monkeypatch.setattr(pmexp.experiment.metrics, "grad_norms", out_of_memory)
     cfg = make_cfg()
     record = train(cfg)  # no exception: the next job of a multirun may run
     assert record["status"] == "oom" and "Tried to allocate" in record["error"]
@@ -148,14 +148,14 @@ def test_other_exception_is_recorded_as_failed(make_cfg, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("something broke")
 
-    monkeypatch.setattr(pmexp.metrics, "grad_norms", broken)
+    monkeypatch.setattr(pmexp.experiment.metrics, "grad_norms", broken)
     record = train(make_cfg())
     assert record["status"] == "failed" and record["error"] == "RuntimeError: something broke"
     assert "something broke" in record["traceback"]
 
 
 def test_sigterm_records_killed_keeps_logged_steps_and_exits(make_cfg, monkeypatch):
-    real = pmexp.metrics.grad_norms
+    real = pmexp.experiment.metrics.grad_norms
     calls = []
 
     def norms_then_sigterm(params):
@@ -164,7 +164,7 @@ def test_sigterm_records_killed_keeps_logged_steps_and_exits(make_cfg, monkeypat
             os.kill(os.getpid(), signal.SIGTERM)
         return real(params)
 
-    monkeypatch.setattr(pmexp.metrics, "grad_norms", norms_then_sigterm)
+    monkeypatch.setattr(pmexp.experiment.metrics, "grad_norms", norms_then_sigterm)
     cfg = make_cfg("trainer.max_steps=4")
     previous_handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit) as exit_info:
@@ -249,9 +249,9 @@ def test_a_missing_checkpoint_folder_names_the_key(make_cfg, tmp_path):
 
 def test_pretrained_local_folder_loads_with_fp32_weights(make_cfg, tmp_path):
     """A half-precision checkpoint folder (e.g. one small enough to carry) trains in fp32."""
-    from pmexp.config import validate
-    from pmexp.data import load_tokenizer
-    from pmexp.models import build_model
+    from pmexp.experiment.config import validate
+    from pmexp.experiment.data import load_tokenizer
+    from pmexp.experiment.models import build_model
 
     model, _ = build_model(validate(make_cfg()))
     model.half().save_pretrained(tmp_path / "ckpt")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pmexp.train import train
+from pmexp.experiment.job import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import SHRINK, TINY_BERT
 
-import pmexp.metrics
-from pmexp.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS
-from pmexp.train import train
-from pmexp.wandb_keys import (
+import pmexp.experiment.metrics
+from pmexp.experiment.job import train
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, SUMMARY_KEYS
+from pmexp.experiment.wandb_keys import (
     EVAL_KEYS,
     GRAD_LAYER,
     NAMESPACES,
@@ -29,10 +29,10 @@ from pmexp.wandb_keys import (
     STEP,
     STEP_KEYS,
 )
-from pmexp.wandb_keys import (
+from pmexp.experiment.wandb_keys import (
     SUMMARY_KEYS as WANDB_SUMMARY_KEYS,
 )
-from pmexp.wandb_logger import RUN_FILE, WandbUnavailableWarning, group_name
+from pmexp.experiment.wandb_logger import RUN_FILE, WandbUnavailableWarning, group_name
 
 SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shape of a W&B API key
 WANDB_CLI = shutil.which("wandb", path=str(Path(sys.executable).parent)) or shutil.which("wandb")
@@ -148,7 +148,7 @@ def test_failed_job_finishes_its_run_with_a_nonzero_exit_code(make_cfg, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("broken step")
 
-    monkeypatch.setattr(pmexp.metrics, "grad_norms", broken)
+    monkeypatch.setattr(pmexp.experiment.metrics, "grad_norms", broken)
     cfg = make_cfg("logger=wandb")
     assert train(cfg)["status"] == "failed"
     run, _, _ = offline_run(Path(cfg.job_dir))
@@ -189,12 +189,12 @@ def _local_name(key: str) -> str | None:
 def test_dashboard_spec_builds_and_reads_only_keys_the_trainer_logs(make_cfg, monkeypatch):
     import wandb_workspaces.reports.v2.interface as wr_interface
 
-    from pmexp.dashboard import build_report, build_workspace, panel_keys, sections
+    from pmexp.report.dashboard import build_report, build_workspace, panel_keys, sections
 
     keys = set().union(*(panel_keys(panels) for _, panels in sections()))
     for key in keys - {REPORT_VERDICTS, f"^{GRAD_LAYER}.*"}:
         local = _local_name(key)
-        assert local is not None, f"panel key {key} is not in pmexp.wandb_keys"
+        assert local is not None, f"panel key {key} is not in pmexp.experiment.wandb_keys"
         assert local in (*SUMMARY_KEYS, "step", "loss", "lr", "grad_norm", "step_time_ms", "epoch"), key
 
     # What a CPU job logs holds every panel key that a CPU measures (peak memory is CUDA's).

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from pmexp.bench.dropout import _bench, _forward_peak_mb, report
 from pmexp.dropout import dropout
-from pmexp.envinfo import env_info
+from pmexp.experiment.envinfo import env_info
 from pmexp.masks import saved_tensor_bytes
 
 __all__ = ["run", "main"]

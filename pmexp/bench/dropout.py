@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from pmexp.bench.naive import naive_packed_dropout
 from pmexp.dropout import dropout
-from pmexp.envinfo import env_info
+from pmexp.experiment.envinfo import env_info
 from pmexp.masks import saved_tensor_bytes
 
 __all__ = ["run", "main", "report"]

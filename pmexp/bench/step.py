@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from pmexp.bench.dropout import report
 from pmexp.dropout import apply, dropout, native
 from pmexp.dropout import functional as fn
-from pmexp.envinfo import env_info
+from pmexp.experiment.envinfo import env_info
 
 __all__ = ["CELLS", "run", "main"]
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from pmexp.bench.dropout import _bench, _forward_peak_mb
-from pmexp.envinfo import env_info
+from pmexp.experiment.envinfo import env_info
 from pmexp.tempo import gelu
 
 __all__ = ["PATHS", "SHAPE", "run", "run_one", "main"]

@@ -131,9 +131,9 @@ def build_report(dirs: Sequence[str | Path], out: str | Path | None = None) -> R
     if with_reference:
         blocks += [Heading("Against the lockstep reference"),
                    Paragraph("Jobs run with trainer.reference: a standard-dropout copy from the same initial "
-                             "weights, fed the same batches (pmexp/reference.py). Per step: cosine and norm ratio "
-                             "of the two parameter updates, loss difference; here their means over steps, then "
-                             "mean ± std over seeds. standard against standard_reseed is the noise floor."),
+                             "weights, fed the same batches (pmexp/experiment/reference.py). Per step: cosine and "
+                             "norm ratio of the two parameter updates, loss difference; here their means over steps, "
+                             "then mean ± std over seeds. standard against standard_reseed is the noise floor."),
                    tables.metric_table(with_reference, tables.REFERENCE_METRICS)]
     memory = tables.memory_tables(groups, maxbatch)
     if memory:

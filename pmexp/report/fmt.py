@@ -10,6 +10,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from pmexp.experiment.records import error_line
+
 __all__ = ["MISSING", "first_line", "compression", "config_label", "num", "pct", "pvalue", "ratio", "sigma"]
 
 #: Shown where a value does not apply or was not measured.
@@ -50,8 +52,8 @@ def sigma(value: float | None) -> str:
 
 
 def first_line(text: str | None, limit: int = 160) -> str:
-    """The first line of an error message, cut to ``limit`` characters; '' for None."""
-    return (text or "").strip().split("\n", 1)[0][:limit]
+    """The first line of an error message, cut to ``limit`` characters; '' for None (as records read it)."""
+    return error_line(text, limit)
 
 
 def config_label(settings: dict[str, Any], exclude: Iterable[str] = ("variant",)) -> str:

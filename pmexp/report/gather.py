@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pmexp.records import RECORD_FILE, STATUSES, STEPS_FILE
+from pmexp.experiment.records import MAXBATCH_FILE, PROBES_FILE, RECORD_FILE, STATUSES, STEPS_FILE
+from pmexp.experiment.settings import (
+    MEMORY_TECHNIQUES,
+    SETTING_KEYS,
+    normalise_setting,
+    select_config,
+    settings_of,
+    with_defaults,
+)
+from pmexp.experiment.variants import PMDROP_OPTIONS, option_order
 
 __all__ = [
     "MAXBATCH_FILE",
@@ -38,46 +47,13 @@ __all__ = [
     "variant_order",
 ]
 
-#: Summary fields that describe *what* was run (as opposed to what was measured).
-SETTING_KEYS: tuple[str, ...] = (
-    "data", "model", "variant", "precision", "seq_len", "attention",
-    "batch_size", "compile", "checkpointing", "memory", "targets", "strategy", "world_size", "reference", "seed",
-)
 #: A "configuration" is every setting except the seed (its jobs are the seed repeats) and
 #: ``checkpointing``, which ``memory`` names (see :func:`settings_of`).
 GROUP_KEYS: tuple[str, ...] = tuple(k for k in SETTING_KEYS if k not in ("seed", "checkpointing"))
 #: ``trainer.timing_warmup`` of records that do not say (conf/trainer/default.yaml's value).
 TIMING_WARMUP = 3
-#: What ``python -m pmexp.maxbatch`` writes: the result, and one line per probe.
-MAXBATCH_FILE, PROBES_FILE = "maxbatch.json", "maxbatch.jsonl"
-#: Variants that are PM-Drop (judged by the success criteria); ``none`` is a no-dropout reference.
-PMDROP_VARIANTS: tuple[str, ...] = ("packed_exact", "packed", "seeded", "packed_hooks")
-_VARIANT_ORDER: tuple[str, ...] = ("standard", *PMDROP_VARIANTS, "none")
-
-# Where each setting may live in the resolved config (first scalar found wins), for records whose
-# summary lacks it. `dropout.name` before `dropout.variant`: packed_hooks and none have variant null.
-_CONFIG_PATHS: dict[str, tuple[str, ...]] = {
-    "data": ("data.name",),  # the GLUE task or synthetic: in the config only
-    "model": ("model.name",),
-    "variant": ("dropout.name", "dropout.variant"),
-    "precision": ("precision.name",),
-    "seq_len": ("seq_len",),
-    "attention": ("attention.implementation", "attention"),
-    "batch_size": ("trainer.batch_size",),
-    "compile": ("trainer.compile",),
-    "checkpointing": ("trainer.checkpointing",),
-    "memory": ("memory.name",),
-    "targets": ("dropout.targets",),
-    "strategy": ("trainer.strategy",),
-    "world_size": (),  # in the summary only (torchrun's WORLD_SIZE)
-    "reference": ("trainer.reference",),  # the lockstep reference (pmexp.reference); null: none
-    "seed": ("seed",),
-}
-#: What each ``memory`` config switches on: (Tempo's layers, activation checkpointing).
-MEMORY_TECHNIQUES: dict[str, tuple[bool, bool]] = {
-    "none": (False, False), "checkpointing": (False, True),
-    "tempo": (True, False), "tempo_checkpointing": (True, True),
-}
+#: Variants that are PM-Drop (judged by the success criteria), from the framework's option registry.
+PMDROP_VARIANTS: tuple[str, ...] = PMDROP_OPTIONS
 
 Row = dict[str, Any]
 """One job: the summary's fields, normalised settings, ``status``, ``error``, ``job_dir`` and
@@ -105,10 +81,8 @@ class MaxBatchResult:
 
 
 def variant_order(variant: str | None) -> tuple[int, str]:
-    """Sort key that puts ``standard`` first, then the PM-Drop variants, then the rest."""
-    name = str(variant)
-    rank = _VARIANT_ORDER.index(name) if name in _VARIANT_ORDER else len(_VARIANT_ORDER)
-    return rank, name
+    """Sort key that puts ``standard`` first, then the PM-Drop variants, ``none``, then the rest."""
+    return option_order(variant)
 
 
 def memory_order(memory: str | None) -> tuple[int, str]:
@@ -134,68 +108,6 @@ def _check_dirs(dirs: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
-def _select(config: Mapping[str, Any] | None, paths: Sequence[str]) -> Any:
-    """The first value at one of the dotted ``paths`` that is not a mapping, else None."""
-    for dotted in paths:
-        node: Any = config
-        for part in dotted.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node is not None and not isinstance(node, Mapping):
-            return node
-    return None
-
-
-def _normalise(key: str, value: Any) -> Any:
-    """Make a setting hashable and comparable: lists become 'a,b', floats that are ints, ints."""
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    if key in ("seq_len", "batch_size", "world_size", "seed") and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def settings_of(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings of one job record: summary first, resolved config as fallback.
-
-    Args:
-        record: a parsed ``metrics.json``.
-
-    Returns:
-        A dict with every key of :data:`SETTING_KEYS`; values are ``None`` when unknown.
-    """
-    summary = record.get("summary") or {}
-    config = record.get("config") or {}
-    out: dict[str, Any] = {}
-    for key in SETTING_KEYS:
-        value = summary.get(key)
-        if value is None:
-            value = _select(config, _CONFIG_PATHS[key])
-        out[key] = _normalise(key, value)
-    return _with_defaults(out)
-
-
-def _with_defaults(settings: dict[str, Any]) -> dict[str, Any]:
-    """Read settings added after records existed as those records ran, and ``memory`` as what ran.
-
-    No ``strategy``/``world_size``: one process. ``memory`` names the technique that ran: a record
-    without one ran Tempo-less, and checkpointed iff ``checkpointing`` (what ``memory=checkpointing``
-    sets); ``trainer.checkpointing=true`` on top of ``memory=none|tempo`` is the same run as
-    ``memory=checkpointing|tempo_checkpointing``, so it reads as that, and ``checkpointing`` agrees.
-    """
-    out = dict(settings)
-    out["strategy"] = out.get("strategy") or "single"
-    if out.get("world_size") is None and out["strategy"] == "single":
-        out["world_size"] = 1
-    memory = out.get("memory") or "none"
-    if memory in MEMORY_TECHNIQUES:
-        tempo, checkpointing = MEMORY_TECHNIQUES[memory]
-        flags = (tempo, checkpointing or bool(out.get("checkpointing")))
-        memory = next(name for name, f in MEMORY_TECHNIQUES.items() if f == flags)
-        out["checkpointing"] = flags[1]
-    out["memory"] = memory
-    return out
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -211,7 +123,7 @@ def _row(record: Mapping[str, Any], job_dir: Path) -> Row:
     row["error"] = record.get("error") or (None if status in STATUSES else f"unknown status {status!r}")
     row["job_dir"] = str(job_dir)
     row["env"] = record.get("env") or {}
-    warmup = _select(record.get("config"), ("trainer.timing_warmup",))
+    warmup = select_config(record.get("config"), ("trainer.timing_warmup",))
     row["step_times_ms"] = timed_step_times(job_dir, TIMING_WARMUP if warmup is None else int(warmup)) \
         if row["status"] == "ok" else ()
     return row
@@ -220,7 +132,7 @@ def _row(record: Mapping[str, Any], job_dir: Path) -> Row:
 def timed_step_times(job_dir: str | Path, warmup: int = 3) -> tuple[float, ...]:
     """A job's per-step wall times in ms from ``steps.jsonl``, its first ``warmup`` steps left out.
 
-    The same rule as the trainer's ``pmexp.metrics.StepTimer``: a run of no more steps than
+    The same rule as the trainer's ``pmexp.experiment.metrics.StepTimer``: a run of no more steps than
     ``warmup`` leaves out only its first step (none of a single-step run).
     """
     times = [float(t) for item in read_steps(job_dir)[0]
@@ -287,8 +199,8 @@ def gather_maxbatch(dirs: Sequence[str | Path]) -> list[MaxBatchResult]:
                 MaxBatchResult(
                     path=path,
                     search=str(data.get("search", "batch_size")),
-                    settings=_with_defaults(
-                        {k: _normalise(k, v) for k, v in (data.get("settings") or {}).items()}
+                    settings=with_defaults(
+                        {k: normalise_setting(k, v) for k, v in (data.get("settings") or {}).items()}
                     ),
                     results=dict(data.get("results") or {}),
                     complete=bool(data.get("complete", True)),

@@ -154,7 +154,7 @@ def plot_loss_curves(groups: Sequence[Group], out_dir: Path) -> list[Plot]:
     return plots
 
 
-#: steps.jsonl keys of a lockstep reference run (pmexp.reference) and their axis labels.
+#: steps.jsonl keys of a lockstep reference run (pmexp.experiment.reference) and their axis labels.
 REFERENCE_CURVES: tuple[tuple[str, str], ...] = (
     ("ref/update_cos", "cosine of the updates"),
     ("ref/update_norm_ratio", "|update| / |reference update|"),

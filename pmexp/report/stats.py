@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from pmexp.records import STATUSES
+from pmexp.experiment.records import STATUSES
 from pmexp.report.gather import GROUP_KEYS, Row, memory_order, variant_order
 
 __all__ = [

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pmexp.records import STATUSES
+from pmexp.experiment.records import STATUSES
 from pmexp.report import fmt
 from pmexp.report.document import Paragraph, Table
 from pmexp.report.gather import GROUP_KEYS, MaxBatchResult, Row, memory_order, variant_order
@@ -62,7 +62,7 @@ QUALITY_METRICS: tuple[tuple[str, str, int], ...] = (
     ("eval_loss", "eval loss", 4),
     ("train_loss_final", "train loss", 4),
 )
-#: A lockstep reference run's summary (pmexp.reference): the variant's updates against the reference's.
+#: A lockstep reference run's summary (pmexp.experiment.reference): the variant's updates against the reference's.
 REFERENCE_METRICS: tuple[tuple[str, str, int], ...] = (
     ("ref_update_cos_mean", "update cos mean", 6),
     ("ref_update_cos_min", "update cos min", 6),

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pmexp.experiment.wandb_keys import REPORT_JOB_TYPE, REPORT_PREFIX, REPORT_VERDICTS
+from pmexp.experiment.wandb_logger import read_run_files
 from pmexp.report.build import ReportFiles
 from pmexp.report.document import Heading, Image, Table
-from pmexp.wandb_keys import REPORT_JOB_TYPE, REPORT_PREFIX, REPORT_VERDICTS
 
 __all__ = ["log_report", "report_tables"]
 
@@ -51,8 +52,6 @@ def report_tables(files: ReportFiles) -> dict[str, Table]:
 
 def _sweep_and_project(dirs: Sequence[str | Path]) -> tuple[str, str | None, str | None]:
     """The sweep name, project and entity the jobs under `dirs` logged with; the first dir otherwise."""
-    from pmexp.wandb_logger import read_run_files
-
     runs = [r for d in dirs for r in read_run_files(Path(d))]
     first = lambda key: Counter(r.get(key) for r in runs if r.get(key)).most_common(1)  # noqa: E731
     sweep = first("sweep")

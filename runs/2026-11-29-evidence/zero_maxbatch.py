@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pmexp.maxbatch import search_max
+from pmexp.experiment.maxbatch import search_max
 
 PROBE = ("data=synthetic", "trainer.max_steps=3", "trainer.eval=false", "trainer.probe=false",
          "trainer.timing_warmup=1", "logger=none", "force=true")

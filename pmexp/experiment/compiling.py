@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 
 __all__ = ["CompileWatch", "compile_fresh"]
 
@@ -33,8 +34,6 @@ def compile_fresh(module: nn.Module, backend: str = "inductor", mode: str = "def
 
 
 def _counts() -> tuple[int, int]:
-    from torch._dynamo.utils import counters
-
     return counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
 
 

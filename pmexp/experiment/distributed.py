@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
     "LAUNCHER_ENV",
@@ -60,7 +62,7 @@ def _export_submitit_env() -> None:
     job environment (Slurm's on a cluster): each task of the job is one rank."""
     if "SUBMITIT_EXECUTOR" not in os.environ or all(k in os.environ for k in LAUNCHER_ENV):
         return
-    from submitit.helpers import TorchDistributedEnvironment
+    from submitit.helpers import TorchDistributedEnvironment  # the optional `sweep` extra: only inside submitit
 
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # setup() picks cuda:LOCAL_RANK
 
@@ -82,10 +84,7 @@ class DistInfo:
 
     @property
     def multi_process(self) -> bool:
-        # Not named `distributed`: `python -m pmexp.train` runs as __main__, which the joblib and
-        # submitit launchers pickle by value; cloudpickle then also ships every loaded submodule whose
-        # dotted name is made of names the code uses, and `info.distributed` + `model.config` drew in
-        # torch.distributed.config, a ConfigModule that does not pickle (tests/test_sweeps.py).
+        """Whether a process group joins several processes (False for trainer.strategy=single)."""
         return self.backend is not None
 
     @property
@@ -206,8 +205,6 @@ def shard_model(info: DistInfo, model: torch.nn.Module) -> torch.nn.Module:
     """
     if info.strategy not in SHARDED:
         return model
-    from torch.distributed.fsdp import fully_shard
-
     reshard = SHARDED[info.strategy]
     for block in _blocks(model):
         fully_shard(block, reshard_after_forward=reshard)
@@ -218,8 +215,6 @@ def data_parallel(info: DistInfo, model: torch.nn.Module) -> Any:
     """ddp/zero1: the model in DistributedDataParallel; zero2/zero3 (sharded already) and single: None."""
     if not info.multi_process or info.strategy in SHARDED:
         return None
-    from torch.nn.parallel import DistributedDataParallel
-
     # broadcast_buffers=False: the buffers (position ids) never change, so no collective per forward.
     return DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None,
                                    broadcast_buffers=False)
@@ -232,8 +227,6 @@ def grad_sync(module: torch.nn.Module, skip: bool) -> Iterator[None]:
     For accumulating micro-batches: the last one of an optimizer step syncs; a single process, or
     `skip` False, changes nothing.
     """
-    from torch.distributed.fsdp import FSDPModule
-
     if not skip:
         yield
     elif hasattr(module, "no_sync"):  # DistributedDataParallel

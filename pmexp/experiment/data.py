@@ -1,9 +1,9 @@
 """Training and evaluation batches: GLUE tasks (local TSV or the hub) and fixed-length synthetic data.
 
-    python -c "from pmexp.data import read_task_file; from pmexp.tasks import GLUE_TASKS; \
+    python -c "from pmexp.experiment.data import read_task_file; from pmexp.experiment.tasks import GLUE_TASKS; \
         print(len(read_task_file(GLUE_TASKS['rte'], '../shared/data/rte/train.tsv')['label']))"
 
-A GLUE task (`data=mrpc|sst2|rte`, declared in `pmexp.tasks`) is looked up in this order, the first
+A GLUE task (`data=mrpc|sst2|rte`, declared in `pmexp.experiment.tasks`) is looked up in this order, the first
 that exists wins: `data.dir`, env `PMEXP_<TASK>_DIR` (both through the config), `../shared/data/<task>`
 beside the repository, then the hub (`nyu-mll/glue`, config `<task>`). The data is read in place,
 never copied. `check_data` reads and checks every row of both files before any model is built: a
@@ -20,11 +20,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from transformers import AutoTokenizer, BertTokenizerFast, DataCollatorWithPadding
 
-from pmexp.tasks import GlueTask, glue_task
+from pmexp.experiment.models import checkpoint_source
+from pmexp.experiment.tasks import TASKS, GlueTask, glue_task
 
 __all__ = [
     "DataFileError",
@@ -32,7 +35,6 @@ __all__ = [
     "SyntheticDataset",
     "build_dataloaders",
     "check_data",
-    "count_tokens",
     "find_mrpc_dir",
     "find_task_dir",
     "load_tokenizer",
@@ -41,7 +43,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 BERT_VOCAB_HUB_ID = "google-bert/bert-base-uncased"
 
@@ -167,8 +169,6 @@ def _check_hub(task: GlueTask, raw: Any, source: str) -> None:
 
 def _load_task(task: GlueTask, data_cfg: DictConfig) -> Any:
     """A DatasetDict of the task's train and validation splits (labels as class indices), checked."""
-    import datasets
-
     folder = find_task_dir(task, data_cfg.dir)
     if folder is not None:
         log.info("%s from %s", task.name, folder)
@@ -227,10 +227,6 @@ def load_tokenizer(cfg: DictConfig) -> Any:
     Raises:
         MissingDataError: no vocabulary could be found locally nor loaded from the hub.
     """
-    from transformers import AutoTokenizer, BertTokenizerFast
-
-    from pmexp.models import checkpoint_source
-
     if cfg.model.pretrained:
         return AutoTokenizer.from_pretrained(checkpoint_source(cfg.model))
     source = _bert_vocab_dir(cfg.data.vocab)
@@ -245,38 +241,27 @@ def load_tokenizer(cfg: DictConfig) -> Any:
 
 
 class SyntheticDataset(Dataset):
-    """Random inputs and labels, the same for the same (seed, index): token ids or images.
+    """Random inputs and labels, the same for the same (seed, index); the task says their shape.
 
-    Shape:
+    Shape (`pmexp.experiment.tasks.TASKS`):
         sequence_classification: input_ids (seq_len,), attention_mask (seq_len,), labels ()
         causal_lm: input_ids (seq_len,), labels (seq_len,) equal to input_ids (the model shifts)
         image_classification: pixel_values (3, image_size, image_size), labels ()
     """
 
     def __init__(self, size: int, task: str, seed: int, seq_len: int, model_config: Any) -> None:
-        self.size, self.task, self.seed, self.seq_len = size, task, seed, seq_len
-        self.vocab_size = getattr(model_config, "vocab_size", None)
-        self.num_labels = getattr(model_config, "num_labels", 2)
-        self.image_size = getattr(model_config, "image_size", None)
+        self.size, self.task, self.seed, self.seq_len = size, TASKS[task], seed, seq_len
+        self.model_config = model_config
 
     def __len__(self) -> int:
         return self.size
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        label = torch.randint(self.num_labels, (), generator=g)
-        if self.task == "image_classification":
-            pixels = torch.randn(3, self.image_size, self.image_size, generator=g)
-            return {"pixel_values": pixels, "labels": label}
-        ids = torch.randint(self.vocab_size, (self.seq_len,), generator=g)
-        if self.task == "causal_lm":
-            return {"input_ids": ids, "labels": ids.clone()}
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": label}
+        return self.task.synthetic(g, self.seq_len, self.model_config)
 
 
 def _glue_splits(cfg: DictConfig, task: GlueTask) -> tuple[Dataset, Dataset, Any]:
-    from transformers import DataCollatorWithPadding
-
     raw = _load_task(task, cfg.data)
     tokenizer = load_tokenizer(cfg)
 
@@ -332,11 +317,3 @@ def build_dataloaders(cfg: DictConfig, model_config: Any, rank: int = 0,
     evaluation = DataLoader(eval_ds, batch_size=t.eval_batch_size, shuffle=False, **common)
     log.info("data %s: %d train / %d eval samples", cfg.data.name, len(train_ds), len(eval_ds))
     return train, evaluation
-
-
-def count_tokens(batch: dict[str, torch.Tensor], model_config: Any) -> int:
-    """Tokens the model processes for this batch, padding included (what the compute sees)."""
-    if "input_ids" in batch:
-        return batch["input_ids"].numel()
-    patches = (model_config.image_size // model_config.patch_size) ** 2 + 1  # + [CLS]
-    return batch["pixel_values"].shape[0] * patches

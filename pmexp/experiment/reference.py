@@ -26,11 +26,12 @@ import copy
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import torch
 
-from pmexp.metrics import layer_of
+from pmexp.experiment.metrics import layer_of
 
 __all__ = ["REFERENCES", "RESEED_OFFSET", "Reference", "start_reference", "update_similarity"]
 
@@ -189,8 +190,6 @@ def start_reference(cfg: Any, model: torch.nn.Module, device: torch.device) -> R
     t = cfg.trainer
     if t.reference is None:
         return None
-    from functools import partial
-
     dtype = getattr(torch, cfg.precision.autocast_dtype) if cfg.precision.autocast_dtype else None
     autocast = partial(torch.autocast, device_type=device.type, dtype=dtype, enabled=dtype is not None)
     return Reference(t.reference, model, device, cfg.seed, t.weight_decay, t.max_grad_norm, t.grad_accum, autocast)

@@ -20,7 +20,7 @@ def git_commit(root: Path | None = None) -> str | None:
     """
     if os.environ.get("PMEXP_COMMIT"):
         return os.environ["PMEXP_COMMIT"]
-    root = root or Path(__file__).resolve().parents[1]
+    root = root or Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True, timeout=10).stdout.strip()

@@ -9,7 +9,7 @@ The job dir's metrics.json and steps.jsonl are the records of truth; W&B mirrors
 start (not installed, no login for online mode, a broken service), a `WandbUnavailableWarning` is
 issued and the job goes on. Nothing here reads or writes API keys: `wandb login` keeps them.
 
-What a run carries (key names: `pmexp.wandb_keys`, the list the dashboard reads too):
+What a run carries (key names: `pmexp.experiment.wandb_keys`, the list the dashboard reads too):
 - history: each optimizer step and evaluation under train/, eval/, speed/, grad/, grad_layer/; the
   summary's numbers (memory/, speed/ ...) once at the last step; the optimizer step as x axis
   (`define_metric`), eval F1/accuracy summarised as max and last, peak memory as max;
@@ -35,8 +35,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pmexp.records import RECORD_FILE, STEPS_FILE, config_hash
-from pmexp.wandb_keys import METRIC_SUMMARIES, RUN_CONFIG_KEYS, STEP, final_row_keys, row_keys
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, config_hash
+from pmexp.experiment.wandb_keys import METRIC_SUMMARIES, RUN_CONFIG_KEYS, STEP, final_row_keys, row_keys
 
 __all__ = ["RUN_FILE", "WandbLogger", "WandbUnavailableWarning", "group_name", "read_run_files"]
 
@@ -108,7 +108,7 @@ class WandbLogger:
         group = group_name(config, sweep)
         job_type = _select(config, ("dropout", "name")) or "job"
         try:
-            import wandb
+            import wandb  # here, inside the try: logger=none jobs never pay its import, a broken one falls back
 
             self.run = wandb.init(
                 project=logger_cfg.project, entity=logger_cfg.entity, mode=logger_cfg.mode, dir=str(job_dir),
@@ -175,7 +175,7 @@ class WandbLogger:
         self.finish(exit_code=0 if record.get("status") in EXIT_OK_STATUSES else 1)
 
     def _log_records(self, job_dir: Path) -> None:
-        import wandb
+        import wandb  # imported already: a run exists
 
         artifact = wandb.Artifact(f"records-{self.run.id}", type="job-records",
                                   metadata={"job_dir": str(job_dir)})

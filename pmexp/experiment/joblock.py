@@ -7,7 +7,7 @@ ends in any way (kill -9 included), so a lock never outlives its holder and need
 A second launch into a locked job dir logs it, appends a line to `skips.jsonl` and leaves the
 record alone. A record still at `running` in a job dir nobody holds was left by a dead process:
 it becomes `killed` with the steps that process logged, kept as `metrics.attemptN.json` beside
-the `steps.attemptN.jsonl` its steps move to (pmexp.records.StepLog), and the job runs again.
+the `steps.attemptN.jsonl` its steps move to (pmexp.experiment.records.StepLog), and the job runs again.
 POSIX only (fcntl); flock on NFS depends on the server (local locks on old Linux NFS clients).
 """
 
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pmexp.records import RECORD_FILE, STEPS_FILE, read_record, write_record
+from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, read_record, write_record
 
 __all__ = ["LOCK_FILE", "SKIPS_FILE", "JobLock", "note_skip", "recover_dead_record"]
 

@@ -1,6 +1,6 @@
-"""The one list of W&B key names: what `pmexp.wandb_logger` logs and what `pmexp.dashboard` plots.
+"""The one list of W&B key names: what `pmexp.experiment.wandb_logger` logs and what `pmexp.dashboard` plots.
 
-    python -c "from pmexp.wandb_keys import row_keys; print(row_keys({'loss': 1, 'grad_norm/bert.pooler': 2}))"
+    python -c "from pmexp.experiment.wandb_keys import row_keys; print(row_keys({'loss': 1}))"
 
 The job dir's files keep their own names (`steps.jsonl`: loss, grad_norm, ...; metrics.json's
 summary: peak_allocated_mb, ...); W&B gets them under a namespace per kind, so its workspace
@@ -39,7 +39,7 @@ NAMESPACES = ("train/", "eval/", "memory/", "speed/", "grad/", "grad_layer/")
 STEP = "train/step"
 TRAIN_LOSS = "train/loss"
 GRAD_NORM = "grad/norm"
-GRAD_LAYER = "grad_layer/"  # + the parameter's layer name, as pmexp.metrics.grad_norms names it
+GRAD_LAYER = "grad_layer/"  # + the parameter's layer name, as pmexp.experiment.metrics.grad_norms names it
 
 # steps.jsonl name -> W&B key, for each optimizer step's row.
 STEP_KEYS: dict[str, str] = {

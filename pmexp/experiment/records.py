@@ -1,9 +1,12 @@
 """The files a job leaves in its directory, which pmexp.report reads (and nothing else does).
 
-`metrics.json` holds one record: status, error, traceback, config, config_hash, overrides, env and
-summary (keys in `SUMMARY_KEYS`, null where they do not apply). `steps.jsonl` holds one JSON object
-per optimizer step and one per evaluation, each line flushed as soon as it is written, so a crash
-loses nothing already logged. Numbers that are not finite are written as null (strict JSON).
+`metrics.json` holds one record: schema, status, error, traceback, config, config_hash, overrides, env
+and summary (keys in `SUMMARY_KEYS`, null where they do not apply). `schema` is the record format's
+version (`SCHEMA_VERSION`; a record without one is version 1): it says how the record's config hash
+was computed, so a resumed sweep compares a job with an older record the way that record was hashed.
+`steps.jsonl` holds one JSON object per optimizer step and one per evaluation, each line flushed as
+soon as it is written, so a crash loses nothing already logged. Numbers that are not finite are
+written as null (strict JSON).
 """
 
 from __future__ import annotations
@@ -20,22 +23,35 @@ from typing import Any
 
 import torch
 
+from pmexp.experiment.envinfo import env_info as machine_info
+
 __all__ = [
     "HASH_EXCLUDED_KEYS",
-    "HASH_NEW_DEFAULTS",
+    "HASHED_SINCE",
+    "MAXBATCH_FILE",
+    "PROBES_FILE",
     "RECORD_FILE",
+    "SCHEMA_VERSION",
     "STATUSES",
     "STEPS_FILE",
     "SUMMARY_KEYS",
     "StepLog",
     "config_hash",
     "env_info",
+    "error_line",
+    "same_config",
+    "schema_of",
     "read_record",
     "write_record",
 ]
 
 RECORD_FILE = "metrics.json"
 STEPS_FILE = "steps.jsonl"
+#: What `python -m pmexp.maxbatch` writes: the result, and one line per probe.
+MAXBATCH_FILE, PROBES_FILE = "maxbatch.json", "maxbatch.jsonl"
+#: 1: records before the version existed (no `schema` key); 2: the version is written and every config key
+#: is hashed (version 1 left out the keys of `HASHED_SINCE[2]` at their defaults).
+SCHEMA_VERSION = 2
 # diverged: the loss or gradient norm stopped being finite; invalid: the config failed validation (a multirun job)
 STATUSES = ("ok", "oom", "failed", "killed", "running", "diverged", "invalid")
 SUMMARY_KEYS = (
@@ -48,15 +64,18 @@ SUMMARY_KEYS = (
     "strategy", "world_size", "peak_allocated_mb_max", "peak_allocated_mb_mean",
     # With trainer.compile: how PM-Drop's variants are traced (pmexp.dropout.traced) and the backend.
     "compiled_dropout", "compile_backend",
-    # Graphs Dynamo captured and graph breaks in the first step (pmexp.compiling).
+    # Graphs Dynamo captured and graph breaks in the first step (pmexp.experiment.compiling).
     "compile_graphs", "graph_breaks",
 )
 # Keys that change where or how a job is reported, not what it computes: a resumed sweep with
 # W&B switched on, or `force=true`, still matches the record it left.
 HASH_EXCLUDED_KEYS = ("force", "job_dir", "logger")
-# Keys added to the config after records existed, left out of the hash while at their default value:
-# a job that does not use them hashes as before, so records written earlier still match (resume).
-HASH_NEW_DEFAULTS = {("trainer", "strategy"): "single", ("trainer", "compile_backend"): "inductor"}
+#: Config keys hashed since a schema version, with the value that reproduces what an older record ran:
+#: the hash of a record of an older schema left them out while at that value. Adding a config key
+#: that older records should still match (resume) means a new version here and in SCHEMA_VERSION.
+HASHED_SINCE: dict[int, dict[tuple[str, str], Any]] = {
+    2: {("trainer", "strategy"): "single", ("trainer", "compile_backend"): "inductor"},
+}
 
 
 def _clean(value: Any) -> Any:
@@ -74,14 +93,35 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """A stable hash of a resolved config, leaving out `HASH_EXCLUDED_KEYS` (first 16 hex digits)."""
+def schema_of(record: Mapping[str, Any]) -> int:
+    """The schema version of a record (1 for records written before the version was)."""
+    schema = record.get("schema", 1)
+    return schema if isinstance(schema, int) and not isinstance(schema, bool) else 1
+
+
+def config_hash(config: Mapping[str, Any], schema: int = SCHEMA_VERSION) -> str:
+    """A stable hash of a resolved config as records of `schema` compute it (first 16 hex digits).
+
+    `HASH_EXCLUDED_KEYS` are always left out; for an older schema, so are the keys hashed only since
+    (`HASHED_SINCE`) while they hold the value that schema's jobs ran with.
+    """
     kept = {k: v for k, v in config.items() if k not in HASH_EXCLUDED_KEYS}
-    for (group, key), default in HASH_NEW_DEFAULTS.items():
-        if isinstance(kept.get(group), Mapping) and kept[group].get(key, default) == default:
-            kept[group] = {k: v for k, v in kept[group].items() if k != key}
+    for version in range(schema + 1, SCHEMA_VERSION + 1):
+        for (group, key), default in HASHED_SINCE.get(version, {}).items():
+            if isinstance(kept.get(group), Mapping) and kept[group].get(key, default) == default:
+                kept[group] = {k: v for k, v in kept[group].items() if k != key}
     text = json.dumps(_clean(kept), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def same_config(config: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether `record` was written for `config`: its hash, computed the way the record's schema did."""
+    return record.get("config_hash") == config_hash(config, schema_of(record))
+
+
+def error_line(error: str | None, limit: int = 160) -> str:
+    """The first line of a record's error, cut to `limit` characters; '' for None."""
+    return (error or "").strip().split("\n", 1)[0][:limit]
 
 
 def _cpu_name() -> str:
@@ -96,9 +136,7 @@ def _cpu_name() -> str:
 
 
 def env_info(device: torch.device) -> dict[str, Any]:
-    """Versions, commit and hardware a record was made with (`pmexp.envinfo`), naming the job's device."""
-    from pmexp.envinfo import env_info as machine_info
-
+    """Versions, commit and hardware a record was made with (`pmexp.experiment.envinfo`), naming the job's device."""
     info = machine_info()
     info["device_name"] = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     return info

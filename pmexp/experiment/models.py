@@ -19,9 +19,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
+import transformers
+from huggingface_hub import constants, try_to_load_from_cache
 from omegaconf import DictConfig, OmegaConf
 
-from pmexp.config import ConfigError
+from pmexp import dropout as pmdrop
+from pmexp import tempo
+from pmexp.experiment.errors import ModelConfigError
+from pmexp.experiment.tasks import TASKS
 
 __all__ = [
     "RANDOM_INIT_NOTE",
@@ -38,13 +43,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PKG_SCHEME = "pkg://"
-LABELLED_TASKS = ("sequence_classification", "image_classification")
 RANDOM_INIT_NOTE = ("random init (model.pretrained=false) on a labelled task: accuracy and F1 show the loop runs, "
                     "not what a model learns (MRPC's all-positive baseline is F1 0.812)")
-
-
-class ModelConfigError(ConfigError):
-    """`model.config` names a key the transformers config class does not have."""
 
 
 class ModelLoadError(RuntimeError):
@@ -52,13 +52,8 @@ class ModelLoadError(RuntimeError):
 
 
 def _auto_class(task: str) -> Any:
-    import transformers
-
-    return {
-        "sequence_classification": transformers.AutoModelForSequenceClassification,
-        "causal_lm": transformers.AutoModelForCausalLM,
-        "image_classification": transformers.AutoModelForImageClassification,
-    }[task]
+    """The transformers Auto class the task registry names for `model.task`."""
+    return getattr(transformers, TASKS[task].auto_class)
 
 
 def resolve_local_path(path: str | None) -> Path | None:
@@ -106,10 +101,8 @@ def check_model_config(model_cfg: DictConfig) -> None:
         ModelConfigError: names the key and the config class (a typo would otherwise be ignored
             silently: transformers configs accept any keyword).
     """
-    from transformers import AutoConfig
-
     try:
-        reference = AutoConfig.for_model(model_cfg.arch)
+        reference = transformers.AutoConfig.for_model(model_cfg.arch)
     except ValueError as e:
         raise ModelConfigError(f"model.arch={model_cfg.arch!r} is not a transformers model_type ({e})") from None
     unknown = sorted(k for k in model_cfg.config if not hasattr(reference, k))
@@ -121,14 +114,12 @@ def check_model_config(model_cfg: DictConfig) -> None:
 
 
 def _random_init(cfg: DictConfig) -> torch.nn.Module:
-    from transformers import AutoConfig
-
     m = cfg.model
     kwargs: dict[str, Any] = OmegaConf.to_container(m.config, resolve=True)  # type: ignore[assignment]
     kwargs.update(_dropout_overrides(cfg))
-    if m.num_labels is not None and m.task != "causal_lm":
+    if m.num_labels is not None and TASKS[m.task].labelled:
         kwargs["num_labels"] = m.num_labels
-    config = AutoConfig.for_model(m.arch, **kwargs)
+    config = transformers.AutoConfig.for_model(m.arch, **kwargs)
     # Random init has no trained position table to respect: grow it to fit seq_len.
     if m.position_key and getattr(config, m.position_key) < cfg.seq_len:
         log.info("extending %s from %d to seq_len=%d", m.position_key, getattr(config, m.position_key), cfg.seq_len)
@@ -148,8 +139,6 @@ def _hub_unreachable(repo_id: str, timeout_s: float = 3.0) -> str | None:
     Why: without network, transformers retries for ~25 s (measured here) before its OSError; one
     TCP connect with a short timeout tells the same at once.
     """
-    from huggingface_hub import constants, try_to_load_from_cache
-
     if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
         return None
     if constants.HF_HUB_OFFLINE:
@@ -180,7 +169,7 @@ def _pretrained(cfg: DictConfig, source: str) -> torch.nn.Module:
     # precision=bf16/fp16 autocasts the compute.
     kwargs: dict[str, Any] = dict(_config_dropout(cfg), **_dropout_overrides(cfg), attn_implementation=cfg.attention,
                                   dtype=torch.float32)
-    if m.task != "causal_lm":
+    if TASKS[m.task].labelled:
         kwargs["num_labels"] = m.num_labels
     try:
         return _auto_class(m.task).from_pretrained(source, **kwargs)
@@ -192,7 +181,7 @@ def build_model(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Build `cfg.model` with `cfg.attention` and, if asked, gradient checkpointing.
 
     Args:
-        cfg: a validated config (`pmexp.config.validate`).
+        cfg: a validated config (`pmexp.experiment.config.validate`).
 
     Returns:
         (model on the CPU in train mode, info dict: parameters, source, attention, positions).
@@ -218,7 +207,7 @@ def build_model(cfg: DictConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
         "attn_implementation": model.config._attn_implementation,
         "positions": getattr(model.config, m.position_key) if m.position_key else None,
         "pretrained": bool(m.pretrained),
-        "note": None if m.pretrained or m.task not in LABELLED_TASKS else RANDOM_INIT_NOTE,
+        "note": None if m.pretrained or not TASKS[m.task].labelled else RANDOM_INIT_NOTE,
     }
     log.info("model %s: %s, %.1fM parameters, attention %s", m.name, info["source"],
              info["parameters"] / 1e6, info["attn_implementation"])
@@ -231,14 +220,12 @@ def apply_dropout(model: torch.nn.Module, dropout_cfg: DictConfig) -> dict[str, 
     """Route the model's dropout through `dropout.variant` (pmexp.dropout.apply); report what changed.
 
     `packed_hooks` and `none` do no surgery: the first packs saved masks around each step (see
-    pmexp.train), the second already set every probability to 0 when the model was built.
+    pmexp.experiment.loop), the second already set every probability to 0 when the model was built.
     """
     if dropout_cfg.variant is None:
         return {"variant": dropout_cfg.name, "replaced": 0, "modules": [], "attention_covered": None,
                 "attention_reason": "no surgery: " + ("saved-tensor hooks" if dropout_cfg.hooks else "dropout off")}
-    from pmexp.dropout import apply
-
-    report = apply(model, dropout_cfg.variant, targets=tuple(dropout_cfg.targets)).as_dict()
+    report = pmdrop.apply(model, dropout_cfg.variant, targets=tuple(dropout_cfg.targets)).as_dict()
     log.info("dropout %s: %s module(s) replaced, attention covered: %s (%s)", dropout_cfg.variant,
              report.get("replaced"), report.get("attention_covered"), report.get("attention_reason"))
     return report
@@ -253,9 +240,7 @@ def apply_memory(model: torch.nn.Module, cfg: DictConfig) -> dict[str, Any] | No
     """
     if not cfg.memory.tempo:
         return None
-    from pmexp.tempo import apply
-
     variant = cfg.dropout.variant or "standard"
-    report = apply(model, variant=variant, packed=variant != "standard")
+    report = tempo.apply(model, variant=variant, packed=variant != "standard")
     log.info("%s", report)
     return report.as_dict()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.tensor import DTensor
 
 __all__ = [
     "ACCURACY_F1_MODULE",
@@ -119,8 +120,6 @@ def grad_norms(named_parameters: Iterable[tuple[str, torch.nn.Parameter]]) -> tu
     Returns:
         (global norm, {"grad_norm/<layer>": norm}); layers as `layer_of` groups them.
     """
-    from torch.distributed.tensor import DTensor
-
     names, grads, sharded = [], [], False
     for name, p in named_parameters:
         if p.grad is not None:

@@ -13,8 +13,17 @@ import math
 from dataclasses import field
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
+
+from pmexp.dropout import VARIANTS
+from pmexp.experiment.distributed import STRATEGIES
+from pmexp.experiment.errors import ConfigError
+from pmexp.experiment.models import check_model_config
+from pmexp.experiment.reference import REFERENCES
+from pmexp.experiment.tasks import GLUE_TASKS, TASKS
+from pmexp.experiment.variants import DROPOUT_OPTIONS
 
 __all__ = [
     "ATTENTIONS",
@@ -27,7 +36,6 @@ __all__ = [
     "validate",
 ]
 
-TASKS = ("sequence_classification", "causal_lm", "image_classification")
 ATTENTIONS = ("eager", "sdpa")
 DROPOUT_TARGETS = ("hidden", "attention")
 AUTOCAST_DTYPES = (None, "bfloat16", "float16")
@@ -37,10 +45,6 @@ FAULTS = (None, "oom", "sigterm", "nan", "kill9")
 SEED_MAX = 2**32 - 1  # numpy's seed range (pmexp seeds Python, NumPy and torch with it)
 COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
-
-
-class ConfigError(ValueError):
-    """A composed config is invalid; the message names the key and what to pass instead."""
 
 
 @dataclasses.dataclass
@@ -135,7 +139,7 @@ class MemoryConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything `pmexp.train.train` reads; conf/train.yaml composes into this shape."""
+    """Everything `pmexp.experiment.job.train` reads; conf/train.yaml composes into this shape."""
 
     seed: int = 0
     seq_len: int = 128
@@ -167,8 +171,6 @@ def _check_prob(key: str, value: Any) -> None:
 
 def _check_device_present(device: str) -> None:
     """`trainer.device` names a device this machine has (auto always does)."""
-    import torch
-
     if device.startswith("cuda"):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = int(device.split(":", 1)[1]) if ":" in device and device.split(":", 1)[1].isdigit() else 0
@@ -213,8 +215,6 @@ def _check_schema(cfg: DictConfig) -> DictConfig:
 
 def _check_reference(c: DictConfig) -> None:
     """trainer.reference: a known mode, on one process, eager, without a GradScaler."""
-    from pmexp.reference import REFERENCES  # torch only
-
     t = c.trainer
     if t.reference not in REFERENCES:
         _fail("trainer.reference", t.reference, f"pick one of {REFERENCES} (null: no lockstep reference)")
@@ -234,31 +234,12 @@ def _check_reference(c: DictConfig) -> None:
               "use precision=fp32 or bf16, or trainer.reference=null")
 
 
-def validate(cfg: DictConfig) -> DictConfig:
-    """Check a composed config and return it typed and resolved, without the `hydra` node.
-
-    Args:
-        cfg: the config from Hydra (`@hydra.main` or `compose`), with or without its `hydra` node.
-
-    Returns:
-        A struct-mode DictConfig of the `TrainConfig` shape with every interpolation resolved.
-
-    Raises:
-        ConfigError: an unknown key, a wrong type, or a value out of range; the message names the key.
-    """
-    c = _check_schema(cfg)
-    m, d, t = c.model, c.dropout, c.trainer
-
-    if not 0 <= c.seed <= SEED_MAX:
-        _fail("seed", c.seed, f"a seed is an integer in [0, {SEED_MAX}] (NumPy's range), e.g. seed=0")
-    if c.seq_len < 1:
-        _fail("seq_len", c.seq_len, "must be a positive number of tokens, e.g. seq_len=128")
-    if c.attention not in ATTENTIONS:
-        _fail("attention", c.attention, f"pick one of {ATTENTIONS}, e.g. attention=eager")
-
+def _check_model_fields(c: DictConfig) -> None:
+    """model.task from the task registry, its labels, positions, dropout keys and probabilities."""
+    m = c.model
     if m.task not in TASKS:
-        _fail("model.task", m.task, f"pick one of {TASKS}")
-    if m.task != "causal_lm" and not (m.num_labels and m.num_labels >= 2):
+        _fail("model.task", m.task, f"pick one of {tuple(TASKS)}")
+    if TASKS[m.task].labelled and not (m.num_labels and m.num_labels >= 2):
         _fail("model.num_labels", m.num_labels, f"a {m.task} model needs 2 or more labels")
     if m.pretrained and m.max_positions and c.seq_len > m.max_positions:
         _fail(
@@ -274,27 +255,33 @@ def validate(cfg: DictConfig) -> DictConfig:
         if key.endswith(("dropout_prob", "pdrop", "dropout")):
             _check_prob(f"model.config.{key}", value)
 
-    from pmexp.dropout import VARIANTS  # torch only; the library's own list of variant names
 
+def _check_dropout(d: DictConfig) -> None:
+    """dropout: a declared option (pmexp.experiment.variants) whose variant the library knows."""
     if d.variant is not None and d.variant not in VARIANTS:
         _fail("dropout.variant", d.variant, f"pick one of {VARIANTS}, or dropout=packed_hooks / dropout=none")
     if d.variant is not None and d.hooks:
         _fail("dropout.hooks", d.hooks, "saved-tensor hooks and model surgery do not combine: use dropout=packed_hooks")
+    option = DROPOUT_OPTIONS.get(d.name)
+    if option is None:
+        _fail("dropout.name", d.name, f"pick dropout=<one of {', '.join(DROPOUT_OPTIONS)}> (conf/dropout)")
+    if (d.variant, d.hooks) != (option.variant, option.hooks):
+        _fail("dropout.variant/hooks", (d.variant, d.hooks), f"dropout={d.name} means variant={option.variant} "
+              f"hooks={option.hooks}; pick the dropout option that applies what you want instead")
     if not d.targets or any(x not in DROPOUT_TARGETS for x in d.targets):
         _fail("dropout.targets", list(d.targets), f"a non-empty list drawn from {DROPOUT_TARGETS}, e.g. [hidden]")
     _check_prob("dropout.p", d.p)
     if d.name == "none" and d.p != 0:
         _fail("dropout.p", d.p, "dropout=none means p=0; pick another dropout option to set p")
 
-    if c.precision.autocast_dtype not in AUTOCAST_DTYPES:
-        _fail("precision.autocast_dtype", c.precision.autocast_dtype, f"pick one of {AUTOCAST_DTYPES}")
 
-    from pmexp.tasks import GLUE_TASKS  # no imports of its own
-
+def _check_data(c: DictConfig) -> None:
+    """data: synthetic or a declared GLUE task that fits the model, and positive counts."""
+    m = c.model
     if c.data.name not in (*GLUE_TASKS, "synthetic"):
         _fail("data.name", c.data.name, f"pick data=synthetic or a GLUE task: {', '.join(GLUE_TASKS)}")
     glue = GLUE_TASKS.get(c.data.name)
-    if glue is not None and m.task != "sequence_classification":
+    if glue is not None and m.task != glue.task:
         _fail("data", c.data.name, f"model={m.name} is a {m.task} model: use data=synthetic")
     if glue is not None and m.num_labels != glue.num_labels:
         _fail("model.num_labels", m.num_labels, f"data={glue.name} has {glue.num_labels} labels: pass "
@@ -306,6 +293,9 @@ def validate(cfg: DictConfig) -> DictConfig:
         if value is not None and value < 1:
             _fail(f"data.{key}", value, "must be a positive count or null")
 
+
+def _check_optimization(t: DictConfig) -> None:
+    """trainer: counts, learning rate, warm-up, weight decay, clipping and the memory cap."""
     for key in ("epochs", "batch_size", "eval_batch_size", "grad_accum", "log_every"):
         if t[key] < 1:
             _fail(f"trainer.{key}", t[key], "must be 1 or more")
@@ -324,6 +314,11 @@ def validate(cfg: DictConfig) -> DictConfig:
               "(clip_grad_norm_ with a negative norm flips every gradient's sign)")
     if t.memory_cap_gb is not None and not (math.isfinite(t.memory_cap_gb) and t.memory_cap_gb > 0):
         _fail("trainer.memory_cap_gb", t.memory_cap_gb, "a positive number of GB, or null for no cap")
+
+
+def _check_execution(c: DictConfig) -> None:
+    """trainer: device, compilation, injected fault and the multi-process strategy."""
+    t = c.trainer
     if not (t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:")):
         _fail("trainer.device", t.device, "pick auto, cpu, cuda, cuda:N or mps")
     if t.compile_mode not in COMPILE_MODES:
@@ -335,8 +330,6 @@ def validate(cfg: DictConfig) -> DictConfig:
         _fail("trainer.compile_backend", t.compile_backend, f"pick one of {COMPILE_BACKENDS}")
     if t.fault not in FAULTS:
         _fail("trainer.fault", t.fault, "pick trainer.fault=null (no fault), oom, sigterm, nan or kill9")
-    from pmexp.distributed import STRATEGIES  # torch only
-
     if t.strategy not in STRATEGIES:
         _fail("trainer.strategy", t.strategy, f"pick one of {STRATEGIES}")
     if t.strategy != "single" and (t.device.startswith("cuda:") or t.device == "mps"):
@@ -344,11 +337,36 @@ def validate(cfg: DictConfig) -> DictConfig:
               "pass trainer.device=auto, cuda or cpu")
     _check_device_present(t.device)  # after the strategy's own rule, which says more
 
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Check a composed config and return it typed and resolved, without the `hydra` node.
+
+    Args:
+        cfg: the config from Hydra (`@hydra.main` or `compose`), with or without its `hydra` node.
+
+    Returns:
+        A struct-mode DictConfig of the `TrainConfig` shape with every interpolation resolved.
+
+    Raises:
+        ConfigError: an unknown key, a wrong type, or a value out of range; the message names the key.
+    """
+    c = _check_schema(cfg)
+    if not 0 <= c.seed <= SEED_MAX:
+        _fail("seed", c.seed, f"a seed is an integer in [0, {SEED_MAX}] (NumPy's range), e.g. seed=0")
+    if c.seq_len < 1:
+        _fail("seq_len", c.seq_len, "must be a positive number of tokens, e.g. seq_len=128")
+    if c.attention not in ATTENTIONS:
+        _fail("attention", c.attention, f"pick one of {ATTENTIONS}, e.g. attention=eager")
+    # Order kept from the single function this was: model, dropout, precision, data, trainer, reference, logger.
+    _check_model_fields(c)
+    _check_dropout(c.dropout)
+    if c.precision.autocast_dtype not in AUTOCAST_DTYPES:
+        _fail("precision.autocast_dtype", c.precision.autocast_dtype, f"pick one of {AUTOCAST_DTYPES}")
+    _check_data(c)
+    _check_optimization(c.trainer)
+    _check_execution(c)
     _check_reference(c)
-
-    from pmexp.models import check_model_config  # imports transformers
-
-    check_model_config(m)
+    check_model_config(c.model)
     if c.logger.name not in ("none", "wandb"):
         _fail("logger.name", c.logger.name, "pick logger=none or logger=wandb")
     if c.logger.mode not in LOGGER_MODES:

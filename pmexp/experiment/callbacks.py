@@ -1,11 +1,11 @@
 """Hydra glue: the callback that turns a multirun's records into its exit code, and job dir names.
 
-Jobs record their own failures (pmexp.train) so that one OOM does not stop a sweep; without this
+Jobs record their own failures (pmexp.experiment.job) so that one OOM does not stop a sweep; without this
 callback the sweep would then exit 0 however many jobs failed. At the end of a multirun it reads
 the records written during this multirun (resumed, skipped jobs are ok by definition), prints a
 one-screen summary (jobs per status, then each job dir not ok with the first line of its error) and
 exits 1 when a job is not ok (0 when all are; 2 is left to usage errors of the command itself). A
-launch skipped because another process held the job dir's lock (pmexp.joblock) counts as `locked`.
+launch skipped because another process held the job dir's lock (pmexp.experiment.joblock) counts as `locked`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["EXIT_STATE", "JobStatusCallback", "count_statuses", "job_dirname", "register_resolvers",
-           "sweep_summary"]
+from pmexp.experiment.joblock import SKIPS_FILE
+from pmexp.experiment.records import RECORD_FILE, error_line
+
+__all__ = ["EXIT_STATE", "JobStatusCallback", "count_statuses", "hydra_runtime", "job_dirname",
+           "register_resolvers", "sweep_summary"]
 
 log = logging.getLogger(__name__)
-# Set where pmexp itself exits 1 (a job not ok), so pmexp.train.cli can tell it from Hydra's usage errors.
+# Set where pmexp itself exits 1 (a job not ok), so pmexp.experiment.app.cli can tell it from Hydra's usage errors.
 EXIT_STATE = {"job_not_ok": False}
 
 
@@ -36,9 +40,6 @@ def count_statuses(sweep_dir: Path, since: float = 0.0) -> tuple[Counter, list[t
     Returns:
         (Counter of status -> jobs, [(record path, record) for each record not ok]).
     """
-    from pmexp.joblock import SKIPS_FILE
-    from pmexp.records import RECORD_FILE
-
     counts: Counter = Counter()
     bad = []
     for path in sorted(Path(sweep_dir).rglob(RECORD_FILE)):
@@ -65,8 +66,7 @@ def sweep_summary(counts: Counter, bad: list[tuple[Path, dict]], limit: int = 20
     """One screen: jobs per status, then up to `limit` job dirs not ok with their error's first line."""
     lines = ["multirun: " + (", ".join(f"{s} {n}" for s, n in counts.most_common()) or "no records written")]
     for path, record in bad[:limit]:
-        error = (record.get("error") or "").strip().splitlines()
-        lines.append(f"  {record.get('status')}: {path.parent}  {error[0][:160] if error else ''}")
+        lines.append(f"  {record.get('status')}: {path.parent}  {error_line(record.get('error'))}")
     if len(bad) > limit:
         lines.append(f"  ... and {len(bad) - limit} more (python -m pmexp.report <sweep dir> lists them all)")
     return "\n".join(lines)
@@ -90,6 +90,11 @@ class JobStatusCallback(Callback):
             EXIT_STATE["job_not_ok"] = True
             # SystemExit is not an Exception: Hydra's callback runner lets it through.
             sys.exit(1)
+
+
+def hydra_runtime() -> Any:
+    """Hydra's runtime config of the job running now (overrides, sweep dir, choices), or None outside Hydra."""
+    return HydraConfig.get() if HydraConfig.initialized() else None
 
 
 def job_dirname(override_dirname: str, limit: int = 150) -> str:
