@@ -1,7 +1,7 @@
 """Train one job (a model, a dropout option, a precision ...) and leave its records in the job dir.
 
-    python -m pmexp.train                                         # tinybert on MRPC, CPU or GPU
-    python -m pmexp.train model=minilm trainer.epochs=1           # pretrained MiniLM, offline
+    python -m pmexp.train                                         # pretrained MiniLM on MRPC (offline), CPU or GPU
+    python -m pmexp.train model=tinybert model.pretrained=false   # a random-init TinyBERT (memory, speed)
     python -m pmexp.train model=bert_large dropout=packed precision=bf16 seq_len=512 data=synthetic
     python -m pmexp.train -m seed=0,1,2,3,4 dropout=standard,packed
     python -m pmexp.train -m experiment=fidelity hydra.sweep.dir=multirun/fidelity   # re-run resumes
