@@ -31,12 +31,13 @@ and for empty tensors the input is returned as is; at ``p == 1`` torch's own dro
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import torch
 import torch.nn.functional as F
 
-from pmexp.dropout import native, traced
+from pmexp.dropout import traced
 from pmexp.masks import pack_bits, unpack_bits
 
 __all__ = ["VARIANTS", "dropout", "dropout_add", "check_p", "check_variant"]
@@ -223,7 +224,15 @@ def _native_kernels(x: torch.Tensor):
     """The C++ extension where it serves ``x`` (eager CUDA, a kernel dtype), else None."""
     if x.dtype not in _NATIVE_DTYPES or torch.compiler.is_compiling():
         return None
-    return native.load()
+    return _native_load()()
+
+
+@functools.cache
+def _native_load():
+    # imported on first use, so `python -m pmexp.dropout.native` runs a module not yet imported
+    from pmexp.dropout import native
+
+    return native.load
 
 
 _NATIVE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)

@@ -44,7 +44,6 @@ from torch import nn
 from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
-from pmexp.dropout import native
 from pmexp.dropout.functional import check_variant, dropout
 from pmexp.dropout.fusion import fuse_residual_dropout, unfuse_residual_dropout
 from pmexp.dropout.module import PackedDropout
@@ -358,6 +357,8 @@ def apply(
 
     report = SurgeryReport(variant, targets)
     if variant in ("packed", "seeded"):
+        from pmexp.dropout import native  # not at import: `python -m pmexp.dropout.native` must find it unimported
+
         report.kernels = native.backend()  # builds the C++ extension here (once), not inside a timed step
     if "hidden" in targets:
         report.modules = _replace_dropout_modules(model, variant)
