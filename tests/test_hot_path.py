@@ -92,3 +92,20 @@ def test_pad_to_seq_len_gives_fixed_shapes(make_cfg):
     train, evaluation = build_dataloaders(cfg, model.config)
     shapes = {tuple(batch["input_ids"].shape[1:]) for loader in (train, evaluation) for batch in loader}
     assert shapes == {(48,)}
+
+
+def test_bench_step_tables_from_a_committed_record():
+    """`python -m pmexp.bench step` prints its tables from the rows it saves (here the H200 record's)."""
+    import json
+    from pathlib import Path
+
+    from pmexp.bench.step import to_markdown
+
+    records = Path(__file__).resolve().parents[1] / "runs" / "2026-11-29-native-speed" / "records"
+    micro = json.loads((records / "micro_step.json").read_text())["rows"][0]
+    graphed = json.loads((records / "graphed_step.json").read_text())["rows"][0]
+    env = {"device_name": "H200", "torch": "2.11", "triton": "3.6", "transformers": "5.17", "pmexp_commit": "x"}
+    text = to_markdown(graphed["step"], micro["host"], micro["op"], env, {})
+    assert "| bert_large_512 | graphed | packed | 107.95 | 148.2 | 1.012 [1.011, 1.012] | 0 |" in text
+    assert "| packed (native) | 20.5 | 219.5 | 0.89 | 1.05 |" in text
+    assert "| packed (native) | bfloat16 | 201,326,592 | 0.345 | 0.318 | 0.288 | 0.200 |" in text

@@ -235,35 +235,40 @@ def op_table(n: int = 201_326_592, p: float = 0.1) -> list[dict]:
         torch.cuda.empty_cache()
     return rows
 
+def _section(title: str, columns: dict[str, Callable[[dict], str]], rows: list[dict]) -> list[str]:
+    """A titled Markdown table, one row per dict; ``columns`` maps each header to its cell's formatter."""
+    if not rows:
+        return []
+    lines = [title, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r) for cell in columns.values()) + " |" for r in rows]
+    return [*lines, ""]
+
+
+def _ratio_text(r: dict) -> str:
+    q = r["ratio_vs_standard"]
+    return f"{q['median']:.3f} [{q['min']:.3f}, {q['max']:.3f}]"
+
+
 def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict, args: dict) -> str:
     lines = [f"Dropout step benchmark on {env['device_name']} (torch {env['torch']}, triton {env['triton']}, "
              f"transformers {env['transformers']}, commit {env['pmexp_commit']}, "
              f"backend {native.backend()}); settings {args}.", ""]
-    if steps:
-        lines += ["Steps, variants interleaved; ratio = standard's step time / the variant's, per round: median "
-                  "[min, max].", "", "| cell | mode | variant | step ms | seq/s | ratio vs standard | step peak MB |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in steps:
-            q = r["ratio_vs_standard"]
-            lines.append(f"| {r['cell']} | {r['mode']} | {r['variant']} | {r['step_ms_median']:.2f} | "
-                         f"{r['seq_s']:.1f} | {q['median']:.3f} [{q['min']:.3f}, {q['max']:.3f}] | "
-                         f"{r['step_peak_above_resident_mb']:,.0f} |")
-        lines.append("")
-    if host:
-        lines += ["Host cost per call (4096 elements; GPU keeps up).", "",
-                  "| path | forward us | fwd+sum+bwd us | forward vs F.dropout | fwd+bwd vs F.dropout |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| {r['path']} | {r['forward_us']:.1f} | {r['forward_backward_us']:.1f} | {r['forward_vs_F']:.2f} | "
-                  f"{r['forward_backward_vs_F']:.2f} |" for r in host]
-        lines.append("")
-    if ops:
-        lines += ["Per op: single call with CUDA events (launch included) / median of a back-to-back loop.", "",
-                  "| path | dtype | numel | fwd single ms | fwd loop ms | bwd single ms | bwd loop ms |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['path']} | {r['dtype']} | {r['numel']:,} | {r['fwd_single_ms']:.3f} | "
-                  f"{r['fwd_loop_ms']:.3f} | {r['bwd_single_ms']:.3f} | {r['bwd_loop_ms']:.3f} |" for r in ops]
+    lines += _section("Steps, variants interleaved; ratio = standard's step time / the variant's, per round: "
+                      "median [min, max].", {
+                          "cell": lambda r: r["cell"], "mode": lambda r: r["mode"], "variant": lambda r: r["variant"],
+                          "step ms": lambda r: f"{r['step_ms_median']:.2f}", "seq/s": lambda r: f"{r['seq_s']:.1f}",
+                          "ratio vs standard": _ratio_text,
+                          "step peak MB": lambda r: f"{r['step_peak_above_resident_mb']:,.0f}"}, steps)
+    lines += _section("Host cost per call (4096 elements; GPU keeps up).", {
+        "path": lambda r: r["path"], "forward us": lambda r: f"{r['forward_us']:.1f}",
+        "fwd+sum+bwd us": lambda r: f"{r['forward_backward_us']:.1f}",
+        "forward vs F.dropout": lambda r: f"{r['forward_vs_F']:.2f}",
+        "fwd+bwd vs F.dropout": lambda r: f"{r['forward_backward_vs_F']:.2f}"}, host)
+    lines += _section("Per op: single call with CUDA events (launch included) / median of a back-to-back loop.", {
+        "path": lambda r: r["path"], "dtype": lambda r: r["dtype"], "numel": lambda r: f"{r['numel']:,}",
+        **{f"{pass_} {kind} ms": (lambda r, k=f"{pass_}_{kind}_ms": f"{r[k]:.3f}")
+           for pass_ in ("fwd", "bwd") for kind in ("single", "loop")}}, ops)
     return "\n".join(lines) + "\n"
-
 
 def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=VARIANTS, reps: int = 5,
         steps: int = 8, out: Path | None = None) -> dict:
