@@ -7,7 +7,17 @@ tmp dir, MRPC-shaped data written by the test itself (the real corpus is not nee
 
 from __future__ import annotations
 
-import random
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    # Triton's interpreter runs the kernels on CPU tensors (tests/test_kernels_interpret.py,
+    # test_tempo_kernels.py), but only if TRITON_INTERPRET is set before anything imports triton, and
+    # collecting other test modules imports it (transformers, Inductor). A CPU-only run has no real kernel.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import random  # noqa: E402
 from collections.abc import Callable
 from pathlib import Path
 
