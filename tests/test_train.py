@@ -282,6 +282,17 @@ def test_a_compiled_job_that_ran_eager_fails_and_says_why(make_cfg):
     assert record["summary"]["steps"] == 1  # the first step's row is kept
 
 
+@pytest.mark.slow
+def test_reduce_overhead_job_on_fixed_shapes(make_cfg):
+    """trainer.compile_mode=reduce-overhead (CUDA graphs on a GPU; on a CPU Inductor alone) trains on batches
+    padded to seq_len, records its mode and compiles one graph: the shapes never change."""
+    record = train(make_cfg("dropout=packed", "trainer.compile=true", "trainer.compile_mode=reduce-overhead",
+                            "data.pad_to_seq_len=true", "seq_len=32", "trainer.max_steps=3", "trainer.probe=false"))
+    assert record["status"] == "ok", record["traceback"]
+    assert record["config"]["trainer"]["compile_mode"] == "reduce-overhead"
+    assert record["summary"]["compile_graphs"] == 1 and record["summary"]["graph_breaks"] == 0
+
+
 @pytest.mark.parametrize("option", ["standard", "packed", "seeded"])
 def test_compiled_training_probes_the_compiled_graph(make_cfg, option):
     """trainer.compile: the probe runs after training through the compiled model and counts what
