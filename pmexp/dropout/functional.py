@@ -120,9 +120,24 @@ def _cpu_noise_value(p: float, dtype: torch.dtype) -> torch.Tensor:
     return torch.ones((), dtype=dtype).div_(1 - p)
 
 
-def _cpu_noise(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def _cpu_noise(x: torch.Tensor, p: float) -> torch.Tensor:
     """Exactly torch's CPU dropout noise: ``empty_like(x).bernoulli_(1 - p).div_(1 - p)``."""
-    return torch.empty_like(x).bernoulli_(1 - p, generator=generator).div_(1 - p)
+    return torch.empty_like(x).bernoulli_(1 - p).div_(1 - p)
+
+
+def _cpu_noise_replay(rng_state: torch.Tensor, noise: torch.Tensor) -> tuple:
+    """What :func:`_replay_cpu_noise` needs to draw ``noise`` again: the generator's state before the draw,
+    and the noise's shape, strides and dtype. bernoulli_ fills in memory order, so the redraw must use the
+    forward noise's own strides (``empty_like(x)``: x's layout when dense), never the gradient's."""
+    return rng_state, noise.shape, noise.stride(), noise.dtype
+
+
+def _replay_cpu_noise(replay: tuple, p: float) -> torch.Tensor:
+    """The CPU noise a forward drew, drawn again from :func:`_cpu_noise_replay`'s snapshot, bit for bit."""
+    rng_state, shape, stride, dtype = replay
+    generator = torch.Generator()
+    generator.set_state(rng_state)
+    return torch.empty_strided(shape, stride, dtype=dtype).bernoulli_(1 - p, generator=generator).div_(1 - p)
 
 
 class _PackedExact(torch.autograd.Function):
@@ -194,21 +209,14 @@ class _SeededCpu(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        ctx.rng_state = torch.get_rng_state()
-        ctx.p = p
+        rng_state = torch.get_rng_state()
         noise = _cpu_noise(x, p)
-        # bernoulli_ fills in memory order, so the redraw needs the forward noise's own strides
-        # (empty_like(x): x's layout when dense, else contiguous), never the gradient's.
-        ctx.noise_layout = (noise.shape, noise.stride(), noise.dtype)
+        ctx.p, ctx.replay = p, _cpu_noise_replay(rng_state, noise)
         return x * noise
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        generator = torch.Generator()
-        generator.set_state(ctx.rng_state)
-        shape, stride, dtype = ctx.noise_layout
-        noise = torch.empty_strided(shape, stride, dtype=dtype).bernoulli_(1 - ctx.p, generator=generator)
-        return grad * noise.div_(1 - ctx.p), None
+        return grad * _replay_cpu_noise(ctx.replay, ctx.p), None
 
 
 def _uses_kernel(x: torch.Tensor) -> bool:

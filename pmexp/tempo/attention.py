@@ -27,9 +27,11 @@ import torch
 from pmexp.dropout.functional import (
     _bits_backward,
     _cpu_noise,
+    _cpu_noise_replay,
     _cpu_noise_value,
     _draw_seed,
     _fused_forward,
+    _replay_cpu_noise,
     _uses_kernel,
     check_p,
     check_variant,
@@ -41,13 +43,15 @@ __all__ = ["softmax_dropout_matmul", "tempo_attention"]
 
 
 def _draw(probs: torch.Tensor, p: float, variant: str, ctx) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Dropout of ``probs``; sets ``ctx.kind`` (and ``ctx.rng_state``/``ctx.seed``) and returns
+    """Dropout of ``probs``; sets ``ctx.kind`` (and ``ctx.replay``/``ctx.seed``) and returns
     ``(dropped, tensor to save or None)``."""
     fused = _uses_kernel(probs)
     if variant == "seeded":
         if probs.device.type == "cpu":
-            ctx.kind, ctx.rng_state = "rng", torch.get_rng_state()
-            return probs * _cpu_noise(probs, p), None
+            rng_state = torch.get_rng_state()
+            noise = _cpu_noise(probs, p)
+            ctx.kind, ctx.replay = "rng", _cpu_noise_replay(rng_state, noise)
+            return probs * noise, None
         if not fused:
             raise NotImplementedError(f"variant 'seeded' has no implementation for {probs.device.type} tensors")
         seed = _draw_seed(probs)
@@ -73,10 +77,8 @@ def _draw(probs: torch.Tensor, p: float, variant: str, ctx) -> tuple[torch.Tenso
 def _apply_mask(t: torch.Tensor, ctx, saved: torch.Tensor | None) -> torch.Tensor:
     """``t * noise`` for the noise drawn in forward (the dropout output, or its gradient)."""
     p = ctx.p
-    if ctx.kind == "rng":
-        generator = torch.Generator()
-        generator.set_state(ctx.rng_state)
-        return t * _cpu_noise(t, p, generator)
+    if ctx.kind == "rng":  # the forward's noise, in its own layout (the gradient's may differ)
+        return t * _replay_cpu_noise(ctx.replay, p)
     if ctx.kind == "seed":
         seed = saved if saved is not None else ctx.seed
         return _fused_forward(t, seed, p, False)[0].view(t.shape)
