@@ -41,6 +41,7 @@ from pmexp.experiment.distributed import (
     sum_over_ranks,
 )
 from pmexp.experiment.faults import check_finite, inject_fault
+from pmexp.experiment.optim import weight_decay_groups
 from pmexp.experiment.recorder import Recorder
 from pmexp.experiment.reference import Reference, start_reference
 from pmexp.experiment.tasks import Task, task_of
@@ -112,7 +113,8 @@ def _build_model(cfg: DictConfig, info: DistInfo, recorder: Recorder) -> tuple[t
     data.check_data(cfg)  # every row of the task's files, before the model's minutes of building
     model, model_info = models.build_model(cfg)
     recorder.note(model_info=model_info)
-    reference = start_reference(cfg, model, info.device)  # the model's own dropout: copied before the surgery
+    # the model's own dropout: copied before the surgery
+    reference = start_reference(cfg, model, info.device, autocast_for(cfg, info.device))
     # The surgery works on the bare model, before any DDP wrapper.
     recorder.note(dropout_report=models.apply_dropout(model, cfg.dropout))
     recorder.note(memory_report=models.apply_memory(model, cfg))
@@ -127,8 +129,7 @@ def _build_optimizer(cfg: DictConfig, info: DistInfo, model: torch.nn.Module,
     """AdamW with weight decay on matrices only (not biases, not LayerNorm), and the linear warm-up schedule."""
     t, fused = cfg.trainer, info.device.type == "cuda"
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = weight_decay_groups(params, t.weight_decay)
     if info.strategy == "zero1":  # each rank keeps AdamW's state for its share of the parameters only
         optimizer = ZeroRedundancyOptimizer(groups, optimizer_class=torch.optim.AdamW, lr=t.lr, fused=fused)
     else:

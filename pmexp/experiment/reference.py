@@ -26,12 +26,12 @@ import copy
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any
 
 import torch
 
 from pmexp.experiment.metrics import layer_of
+from pmexp.experiment.optim import weight_decay_groups
 
 __all__ = ["REFERENCES", "RESEED_OFFSET", "Reference", "start_reference", "update_similarity"]
 
@@ -102,11 +102,9 @@ class Reference:
                  weight_decay: float, max_grad_norm: float | None, grad_accum: int, autocast: Callable) -> None:
         self.mode, self.device = mode, device
         self.model = copy.deepcopy(model).to(device)  # the model's own dropout, its initial weights
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-        self.params = params
-        self.optimizer = torch.optim.AdamW(groups, lr=0.0, fused=device.type == "cuda")
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(weight_decay_groups(self.params, weight_decay), lr=0.0,
+                                           fused=device.type == "cuda")
         self.max_grad_norm, self.grad_accum, self.autocast = max_grad_norm, grad_accum, autocast
         self.rng: _RngState | None = None
         if mode == "standard_reseed":
@@ -179,17 +177,17 @@ class Reference:
                 "ref_loss_diff_abs_max": max(diff, default=None)}
 
 
-def start_reference(cfg: Any, model: torch.nn.Module, device: torch.device) -> Reference | None:
+def start_reference(cfg: Any, model: torch.nn.Module, device: torch.device,
+                    autocast: Callable[[], Any]) -> Reference | None:
     """The reference `cfg.trainer.reference` asks for (None: none); call it before the dropout surgery.
 
     Args:
         cfg: the validated config.
         model: the model as built, still with its own `nn.Dropout`s, on any device.
         device: where the run trains.
+        autocast: the trained model's `with autocast():` (the reference computes in the same precision).
     """
     t = cfg.trainer
     if t.reference is None:
         return None
-    dtype = getattr(torch, cfg.precision.autocast_dtype) if cfg.precision.autocast_dtype else None
-    autocast = partial(torch.autocast, device_type=device.type, dtype=dtype, enabled=dtype is not None)
     return Reference(t.reference, model, device, cfg.seed, t.weight_decay, t.max_grad_norm, t.grad_accum, autocast)
