@@ -5,9 +5,10 @@
 # (its job recorded as killed, resumable) and the call still returns its results.
 #   DEADLINE=$(( $(date +%s) + 530 )); lane 0 step1 ... ; wait_lanes
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl-dev/*.whl || exit 1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ${PMEXP_WHEELS:-.whl-dev}/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PMEXP_MRPC_DIR=$PWD/.carry/mrpc PMEXP_VOCAB=$PWD/.carry/vocab/vocab.txt
+export PMEXP_NATIVE_DIR=$PWD/.native-build  # torch's build lock: concurrent jobs wait for one build
 export PMEXP_SST2_DIR=$PWD/.carry/sst2 PMEXP_RTE_DIR=$PWD/.carry/rte  # carried like MRPC (issue 16)
 : "${PMEXP_COMMIT:?set PMEXP_COMMIT to the commit being run (no .git on the device)}"
 mkdir -p "$OUT/logs"

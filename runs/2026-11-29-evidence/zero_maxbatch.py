@@ -9,6 +9,12 @@ its doubling-then-bisection (`search_max`) and runs each probe as `torchrun --np
 pmexp.train ...` (3 steps, synthetic data, no eval or probe), reading the probe's metrics.json: ok fits,
 oom does not, anything else stops the search. Writes <out>/zero_maxbatch.json (rewritten after every
 probe) and one probe dir per (strategy, variant, batch).
+
+--fit A,B saves probes where each one costs half a minute: probe batches A and B, fit the peak
+reserved memory (the allocator's cap applies to reserved bytes) as a line in the batch, guess the
+largest batch under the cap from it, then gallop from the guess in --step units (up while it fits,
+down while it does not) and bisect the last bracket: the answer is measured (a fit at N, an OOM at
+N + step), the line only picks where to look.
 """
 
 from __future__ import annotations
@@ -26,6 +32,39 @@ PROBE = ("data=synthetic", "trainer.max_steps=3", "trainer.eval=false", "trainer
          "trainer.timing_warmup=1", "logger=none", "force=true")
 
 
+def peak_reserved_mb(out: Path, strategy: str, variant: str, batch: int) -> float:
+    """Rank 0's peak reserved MB of a finished probe (ranks hold equal shards and batches: their
+    allocated peaks agree, runs/2026-11-28-ddp)."""
+    record = json.loads((out / f"{strategy}_{variant}" / f"bs{batch}" / "metrics.json").read_text())
+    return record["summary"]["peak_reserved_mb"]
+
+
+def search_near(fits, guess: int) -> tuple[int, list[tuple[int, bool]]]:
+    """Largest n >= 1 with fits(n), galloping from ``guess`` (units of the step) and then bisecting."""
+    probes: list[tuple[int, bool]] = []
+
+    def probe_at(n: int) -> bool:
+        ok = bool(fits(n))
+        probes.append((n, ok))
+        return ok
+
+    guess = max(1, guess)
+    if probe_at(guess):
+        lo, jump = guess, 1
+        while probe_at(lo + jump):
+            lo, jump = lo + jump, jump * 2
+        hi = lo + jump
+    else:
+        hi, jump = guess, 1
+        while hi - jump >= 1 and not probe_at(hi - jump):
+            hi, jump = hi - jump, jump * 2
+        lo = max(0, hi - jump)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if probe_at(mid) else (lo, mid)
+    return lo, probes
+
+
 def probe(out: Path, nproc: int, strategy: str, variant: str, batch: int, overrides: list[str]) -> bool:
     job = out / f"{strategy}_{variant}" / f"bs{batch}"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
@@ -41,6 +80,21 @@ def probe(out: Path, nproc: int, strategy: str, variant: str, batch: int, overri
     return status == "ok"
 
 
+def fit_then_search(args: argparse.Namespace, strategy: str, variant: str, run) -> dict:
+    """--fit: two probes give the line peak(batch); the search starts where it meets the cap."""
+    a, b = (int(x) for x in args.fit.split(","))
+    if not (run(a // args.step) and run(b // args.step)):
+        raise RuntimeError(f"{strategy}/{variant}: the fit batches {a},{b} must fit; pick smaller ones")
+    pa, pb = (peak_reserved_mb(args.out, strategy, variant, n) for n in (a, b))
+    cap_mb = next(float(o.split("=")[1]) * 1024 for o in args.overrides if o.startswith("trainer.memory_cap_gb="))
+    slope = (pb - pa) / (b - a)
+    guess = int((b + (cap_mb - pb) / slope) // args.step)
+    best, probes = search_near(run, guess)
+    return {"max": best * args.step, "hit_cap": False, "fit": {"batches": [a, b], "peak_reserved_mb": [pa, pb],
+            "mb_per_sample": slope, "guess": guess * args.step},
+            "probes": [(a, True), (b, True)] + [(k * args.step, ok) for k, ok in probes]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
@@ -50,17 +104,20 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=64)
     parser.add_argument("--step", type=int, default=8, help="batch granularity")
     parser.add_argument("--cap", type=int, default=4096)
+    parser.add_argument("--fit", help="A,B: fit peak memory at batches A and B, search near the guess")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
     for strategy in args.strategies.split(","):
         for variant in args.variants.split(","):
-            found = search_max(lambda k, s=strategy, v=variant: probe(args.out, args.nproc, s, v, k * args.step,
-                                                                      args.overrides),
-                               start=args.start // args.step, cap=args.cap // args.step)
-            results[f"{strategy}/{variant}"] = {"max": found.best * args.step, "hit_cap": found.hit_cap,
-                                               "probes": [(k * args.step, ok) for k, ok in found.probes]}
+            run = lambda k, s=strategy, v=variant: probe(args.out, args.nproc, s, v, k * args.step, args.overrides)
+            if args.fit:
+                results[f"{strategy}/{variant}"] = fit_then_search(args, strategy, variant, run)
+            else:
+                found = search_max(run, start=args.start // args.step, cap=args.cap // args.step)
+                results[f"{strategy}/{variant}"] = {"max": found.best * args.step, "hit_cap": found.hit_cap,
+                                                   "probes": [(k * args.step, ok) for k, ok in found.probes]}
             (args.out / "zero_maxbatch.json").write_text(json.dumps(
                 {"nproc": args.nproc, "overrides": args.overrides, "results": results}, indent=1))
     print(json.dumps(results, indent=1))
