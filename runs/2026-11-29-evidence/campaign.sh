@@ -3,7 +3,9 @@
 # longest sequence per variant, and ZeRO-2/3 (FSDP2) batch limits. Carry the data like MRPC:
 # .carry/{mrpc,sst2,rte,vocab} (copies of ../shared/data, never committed), the MiniLM fp16 copy
 # .carry/minilm-fp16 and the wheels without wandb in .carry/whl (the carry limit is 64 MiB; every job
-# runs with logger=none), then through the device tool, carrying .carry:
+# runs with logger=none). To fit, the weights travel xz-compressed (`xz .carry/minilm-fp16/model.safetensors`,
+# 41 MB) and SST-2's train.tsv as its header and first 4,000 rows (`head -4001`: the jobs read no more,
+# data.max_train_samples=4000 takes the first rows). Then through the device tool, carrying .carry:
 #   PMEXP_COMMIT=<sha> PMEXP_WHEELS=.carry/whl bash runs/2026-11-29-evidence/campaign.sh single  # nvidia-h200
 #   PMEXP_COMMIT=<sha> PMEXP_WHEELS=.carry/whl bash runs/2026-11-29-evidence/campaign.sh zero    # nvidia-h200-x2
 # A re-run resumes: jobs whose record says ok are skipped.
@@ -21,6 +23,7 @@ MINILM="model.local_path=$PWD/.carry/minilm-fp16"
 CAP=48
 case "${1:?part: single or zero}" in
 single)
+  W=.carry/minilm-fp16/model.safetensors; [ -f $W.xz ] && xz -d -T0 $W.xz
   ( step native python3 -m pmexp.dropout.native ) &  # the C++ build once (~45 s); jobs wait on its lock
   F="$T experiment=fidelity $MINILM hydra.sweep.dir=$S/fidelity"
   for task in mrpc sst2 rte; do
