@@ -259,6 +259,19 @@ def test_torn_steps_line_of_a_killed_job_is_skipped(tmp_path: Path) -> None:
     assert [t["step"] for t in train] == [0, 1, 2] and len(evals) == 1
 
 
+def test_compressed_steps_log_reads_like_the_plain_one(tmp_path: Path) -> None:
+    import gzip
+
+    from pmexp.report.gather import read_steps
+
+    job = write_job(tmp_path, "g", "ok", _summary("standard", 128, 0), steps=3)
+    plain = read_steps(job)
+    steps = job / "steps.jsonl"
+    (job / "steps.jsonl.gz").write_bytes(gzip.compress(steps.read_bytes()))
+    steps.unlink()
+    assert read_steps(job) == plain and len(plain[0]) == 3
+
+
 def test_partly_oom_configuration_keeps_its_ok_seeds_and_counts_the_rest(tmp_path: Path) -> None:
     write_job(tmp_path, "s0", "ok", _summary("standard", 128, 0, peak_allocated_mb=100.0))
     write_job(tmp_path, "s1", "oom", _summary("standard", 128, 1))
