@@ -48,7 +48,8 @@ zero)  # nvidia-h200-x2: largest per-GPU batch, BERT-large seq 512 bf16 with che
   # Each probe is a torchrun start (~25 s); the fit probes two batches, then verifies the boundary.
   step maxbatch_zero python3 runs/2026-11-29-evidence/zero_maxbatch.py --out $S/maxbatch_zero \
     --strategies zero2,zero3,ddp --variants standard,packed --fit 32,96 --step 4 -- \
-    model=bert_large precision=bf16 seq_len=512 attention=eager memory=checkpointing trainer.memory_cap_gb=40
+    model=bert_large model.pretrained=false precision=bf16 seq_len=512 attention=eager memory=checkpointing \
+    trainer.memory_cap_gb=40
   wait_lanes; cat $S/maxbatch_zero/zero_maxbatch.json ;;
 esac
 tar czf $OUT/evidence.tgz $S 2>/dev/null
