@@ -21,7 +21,7 @@ S=multirun/evidence
 T="python3 -m pmexp.train -m logger=none"
 MINILM="model.local_path=$PWD/.carry/minilm-fp16"
 CAP=48
-case "${1:?part: single or zero}" in
+case "${1:?part: single, zero or zero_resume}" in
 single)
   W=.carry/minilm-fp16/model.safetensors; [ -f $W.xz ] && xz -d -T0 $W.xz
   ( step native python3 -m pmexp.dropout.native ) &  # the C++ build once (~45 s); jobs wait on its lock
@@ -51,6 +51,14 @@ zero)  # nvidia-h200-x2: largest per-GPU batch, BERT-large seq 512 bf16 with che
     model=bert_large model.pretrained=false precision=bf16 seq_len=512 attention=eager memory=checkpointing \
     trainer.memory_cap_gb=40
   wait_lanes; cat $S/maxbatch_zero/zero_maxbatch.json ;;
+zero_resume)  # the second x2 call: the first was cut inside zero2/packed (268 fit); zero3 from there
+  Z="python3 runs/2026-11-29-evidence/zero_maxbatch.py --step 4"
+  O="model=bert_large model.pretrained=false precision=bf16 seq_len=512 attention=eager memory=checkpointing"
+  O="$O trainer.memory_cap_gb=40"
+  step zero2_packed $Z --out $S/maxbatch_zero2_packed --strategies zero2 --variants packed \
+    --near zero2/packed=272 -- $O
+  step zero3 $Z --out $S/maxbatch_zero3 --strategies zero3 --variants standard,packed --near zero3/standard=280 -- $O
+  wait_lanes; cat $S/maxbatch_zero*/zero_maxbatch.json ;;
 esac
 tar czf $OUT/evidence.tgz $S 2>/dev/null
 tar czf $OUT/logs.tgz -C $OUT logs 2>/dev/null && rm -rf $OUT/logs

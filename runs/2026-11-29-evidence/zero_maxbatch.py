@@ -10,6 +10,10 @@ pmexp.train ...` (3 steps, synthetic data, no eval or probe), reading the probe'
 oom does not, anything else stops the search. Writes <out>/zero_maxbatch.json (rewritten after every
 probe) and one probe dir per (strategy, variant, batch).
 
+--near zero2/packed=272,... starts the search of the combinations it names at that batch (e.g. a
+call that resumes where a cut one stopped); with --near given, a combination it does not name starts
+from the answer of its strategy's previous variant.
+
 --fit A,B saves probes where each one costs half a minute: probe batches A and B, fit the peak
 reserved memory (the allocator's cap applies to reserved bytes) as a line in the batch, guess the
 largest batch under the cap from it, then gallop from the guess in --step units (up while it fits,
@@ -105,14 +109,24 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=8, help="batch granularity")
     parser.add_argument("--cap", type=int, default=4096)
     parser.add_argument("--fit", help="A,B: fit peak memory at batches A and B, search near the guess")
+    parser.add_argument("--near", default="", help="strategy/variant=N,...: search from N, no fit "
+                        "(a variant not named starts from the strategy's previous variant's answer)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {}
+    near = {k: int(v) for k, v in (item.split("=") for item in args.near.split(",") if item)}
     for strategy in args.strategies.split(","):
         for variant in args.variants.split(","):
             run = lambda k, s=strategy, v=variant: probe(args.out, args.nproc, s, v, k * args.step, args.overrides)
-            if args.fit:
+            key = f"{strategy}/{variant}"
+            previous = [r["max"] for k, r in results.items() if k.startswith(f"{strategy}/")]
+            if key in near or (near and previous):
+                start = near.get(key) or previous[-1]
+                best, probes = search_near(run, start // args.step)
+                results[key] = {"max": best * args.step, "hit_cap": False, "near": start,
+                                "probes": [(k * args.step, ok) for k, ok in probes]}
+            elif args.fit:
                 results[f"{strategy}/{variant}"] = fit_then_search(args, strategy, variant, run)
             else:
                 found = search_max(run, start=args.start // args.step, cap=args.cap // args.step)
