@@ -70,7 +70,10 @@ def update_similarity(
 
     Returns:
         ({"cos", "norm_ratio", "max_abs_diff"}, {layer: cos}); the cosine of two bitwise-equal
-        updates is exactly 1.0 (computed, dot / (|a| |b|) can round 1 ulp off), of a zero update 0.0.
+        updates is exactly 1.0 (computed, dot / (|a| |b|) can round 1 ulp off). Where neither moved
+        (a step at lr 0, the first of a warm-up) there is no direction to compare: cos and norm ratio
+        are None, and the summary's means skip that step; one zero update against a non-zero one has
+        cosine 0.0.
     """
     names, rows = [], []
     for name, a, b in named_updates:
@@ -85,12 +88,14 @@ def update_similarity(
         for acc in (per_layer[name], total):
             acc[0], acc[1], acc[2], acc[3] = acc[0] + dot, acc[1] + aa, acc[2] + bb, max(acc[3], diff)
 
-    def cos(dot: float, aa: float, bb: float, diff: float) -> float:
-        if diff == 0.0 and aa > 0:  # every element equal (float64 holds a float32/bf16 difference exactly)
+    def cos(dot: float, aa: float, bb: float, diff: float) -> float | None:
+        if aa == 0.0 and bb == 0.0:  # neither moved: no direction
+            return None
+        if diff == 0.0:  # every element equal (float64 holds a float32/bf16 difference exactly)
             return 1.0
         return dot / math.sqrt(aa * bb) if aa > 0 and bb > 0 else 0.0
 
-    glob = {"cos": cos(*total), "norm_ratio": math.sqrt(total[1] / total[2]) if total[2] > 0 else math.nan,
+    glob = {"cos": cos(*total), "norm_ratio": math.sqrt(total[1] / total[2]) if total[2] > 0 else None,
             "max_abs_diff": total[3]}
     return glob, {k: cos(*v) for k, v in per_layer.items()}
 
@@ -165,7 +170,8 @@ class Reference:
                **{f"ref/update_cos/{k}": v for k, v in per_layer.items()}}
         self.loss_sum = 0.0
         for key in ("ref/update_cos", "ref/update_norm_ratio", "ref/loss_diff"):
-            self.history[key].append(row[key])
+            if row[key] is not None:
+                self.history[key].append(row[key])
         return row
 
     def summary(self) -> dict[str, Any]:

@@ -127,7 +127,35 @@ def _row(record: Mapping[str, Any], job_dir: Path) -> Row:
     warmup = select_config(record.get("config"), ("trainer.timing_warmup",))
     row["step_times_ms"] = timed_step_times(job_dir, TIMING_WARMUP if warmup is None else int(warmup)) \
         if row["status"] == "ok" else ()
+    if summary.get("reference"):
+        row.update(reference_means(job_dir) or {})
     return row
+
+
+def comparable(line: Mapping[str, Any]) -> bool:
+    """A lockstep-reference step whose two updates both moved: cosine and norm ratio mean something.
+
+    A step at lr 0 moves neither model. Records since the fix log None there; earlier ones logged
+    cosine 0.0 with a NaN norm ratio (the reference's update was zero), which this also leaves out.
+    """
+    cos, ratio = _number(line.get("ref/update_cos")), _number(line.get("ref/update_norm_ratio"))
+    return cos is not None and ratio is not None and math.isfinite(ratio)
+
+
+def reference_means(job_dir: str | Path) -> dict[str, float | None] | None:
+    """The summary's ref_* means recomputed from steps.jsonl over the comparable steps (see
+    `comparable`), so records written before lr-0 steps were skipped read the same; None without a log."""
+    lines = [t for t in read_steps(job_dir)[0] if "ref/update_cos" in t]
+    if not lines:
+        return None
+    moved = [t for t in lines if comparable(t)]
+    cos = [float(t["ref/update_cos"]) for t in moved]
+    ratio = [float(t["ref/update_norm_ratio"]) for t in moved]
+    diff = [abs(d) for t in lines if (d := _number(t.get("ref/loss_diff"))) is not None]
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    return {"ref_update_cos_mean": mean(cos), "ref_update_cos_min": min(cos, default=None),
+            "ref_update_norm_ratio_mean": mean(ratio), "ref_loss_diff_abs_mean": mean(diff),
+            "ref_steps_compared": float(len(moved))}
 
 
 def timed_step_times(job_dir: str | Path, warmup: int = 3) -> tuple[float, ...]:

@@ -7,7 +7,7 @@ renders with the Agg canvas on machines without a display.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from pmexp.report import fmt
-from pmexp.report.gather import GROUP_KEYS, read_steps, variant_order
+from pmexp.report.gather import GROUP_KEYS, comparable, read_steps, variant_order
 from pmexp.report.stats import Group, split_groups
 
 __all__ = ["PANEL_KEYS", "REFERENCE_CURVES", "Plot", "plot_loss_curves", "plot_reference_curves", "plot_vs_seq_len"]
@@ -104,14 +104,16 @@ def plot_vs_seq_len(
     return plots
 
 
-def _curves(group: Group, key: str = "loss") -> list[tuple[np.ndarray, np.ndarray]]:
-    """(steps, values) of ``key`` per ok seed, from each job's steps.jsonl; seeds without it left out."""
+def _curves(group: Group, key: str = "loss", keep: Callable[[dict], bool] = lambda t: True,
+            ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(steps, values) of ``key`` per ok seed, from each job's steps.jsonl lines that ``keep`` keeps;
+    seeds without it left out."""
     curves = []
     for row in group.rows:
         if row["status"] != "ok":
             continue
         train, _ = read_steps(row["job_dir"])
-        points = sorted((int(t["step"]), float(t[key])) for t in train if t.get(key) is not None)
+        points = sorted((int(t["step"]), float(t[key])) for t in train if t.get(key) is not None and keep(t))
         if points:
             steps, losses = zip(*points, strict=True)
             curves.append((np.asarray(steps), np.asarray(losses)))
@@ -172,7 +174,8 @@ def plot_reference_curves(groups: Sequence[Group], out_dir: Path) -> list[Plot]:
     outer = [k for k in GROUP_KEYS if k not in ("variant", "reference")]
     plots: list[Plot] = []
     for config, members in split_groups(groups, outer).items():
-        lines = [(g, {key: _curves(g, key) for key, _ in REFERENCE_CURVES}) for g in members
+        lines = [(g, {key: _curves(g, key, comparable if key != "ref/loss_diff" else lambda t: True)
+                      for key, _ in REFERENCE_CURVES}) for g in members
                  if g.settings.get("reference")]
         lines = [(g, c) for g, c in lines if c["ref/update_cos"]]
         if not lines:

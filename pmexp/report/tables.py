@@ -68,6 +68,7 @@ REFERENCE_METRICS: tuple[tuple[str, str, int], ...] = (
     ("ref_update_cos_min", "update cos min", 6),
     ("ref_update_norm_ratio_mean", "norm ratio mean", 4),
     ("ref_loss_diff_abs_mean", "|loss diff| mean", 6),
+    ("ref_steps_compared", "steps compared", 0),
 )
 #: Per-process peaks of a distributed job, whose ``peak_allocated_mb`` is rank 0's own.
 RANK_PEAK_METRICS: tuple[tuple[str, str, int], ...] = (
