@@ -31,12 +31,13 @@ def test_config_hash_is_stable_and_ignores_reporting_keys():
 
 
 def test_every_committed_record_matches_its_config_by_its_schema():
-    """The committed records (schema 1: written before the version existed) are recognised for resume."""
+    """The committed records, of schema 1 (written before the version existed) and of the current one,
+    are recognised for resume."""
     records = [json.loads(p.read_text()) for p in sorted(RUNS.rglob("metrics.json"))]
     hashed = [r for r in records if isinstance(r, dict) and r.get("config_hash")]
     assert len(hashed) >= 100  # runs/ holds several campaigns; a walk that finds none proves nothing
     assert all(same_config(r["config"], r) for r in hashed)
-    assert {schema_of(r) for r in hashed} == {1}
+    assert {schema_of(r) for r in hashed} == {1, SCHEMA_VERSION}
 
 
 def test_schema_versions_hash_late_keys_their_own_way():
@@ -86,6 +87,24 @@ def test_count_statuses_reads_only_records_of_this_multirun(tmp_path):
     counts, bad = count_statuses(tmp_path, since=time.time() - 60)
     assert counts == {"ok": 1, "oom": 1, "failed": 1}
     assert sorted(p.parent.name for p, _ in bad) == ["b", "d"]
+
+
+def test_a_job_another_multirun_is_running_in_the_same_sweep_dir_is_not_this_sweeps_failure(tmp_path):
+    from pmexp.experiment.joblock import JobLock
+
+    _job(tmp_path / "mine", "ok")
+    _job(tmp_path / "theirs", "running")  # a second multirun's job, its process alive and holding the lock
+    _job(tmp_path / "dead", "running")  # nobody holds it: a job that died, still this sweep's problem
+    lock = JobLock(tmp_path / "theirs")
+    assert lock.acquire()  # flock: another open file description conflicts, in this process too
+    try:
+        counts, bad = count_statuses(tmp_path, since=time.time() - 60)
+    finally:
+        lock.release()
+    assert counts == {"ok": 1, "running elsewhere": 1, "running": 1}
+    assert [p.parent.name for p, _ in bad] == ["dead"]
+    counts, _ = count_statuses(tmp_path, since=time.time() - 60)
+    assert counts == {"ok": 1, "running": 2}
 
 
 def test_callback_exits_1_when_a_job_is_not_ok_and_prints_a_summary(tmp_path, capsys):

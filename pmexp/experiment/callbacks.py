@@ -5,7 +5,9 @@ callback the sweep would then exit 0 however many jobs failed. At the end of a m
 the records written during this multirun (resumed, skipped jobs are ok by definition), prints a
 one-screen summary (jobs per status, then each job dir not ok with the first line of its error) and
 exits 1 when a job is not ok (0 when all are; 2 is left to usage errors of the command itself). A
-launch skipped because another process held the job dir's lock (pmexp.experiment.joblock) counts as `locked`.
+launch skipped because another process held the job dir's lock (pmexp.experiment.joblock) counts as `locked`;
+a record at `running` whose lock another live process holds (a second multirun in the same sweep
+dir) counts as `running elsewhere` and does not fail this one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from pmexp.experiment.joblock import SKIPS_FILE
+from pmexp.experiment.joblock import SKIPS_FILE, held_elsewhere
 from pmexp.experiment.records import RECORD_FILE, error_line
 
 __all__ = ["EXIT_STATE", "JobStatusCallback", "count_statuses", "hydra_runtime", "job_dirname",
@@ -52,6 +54,10 @@ def count_statuses(sweep_dir: Path, since: float = 0.0) -> tuple[Counter, list[t
         if not isinstance(record, dict):
             record = {"status": "failed", "error": f"metrics.json holds a JSON {type(record).__name__}, not a record"}
         status = record.get("status", "failed")
+        if status == "running" and held_elsewhere(path.parent):
+            # another process's job (two multiruns sharing a sweep dir): not this sweep's to judge
+            counts["running elsewhere"] += 1
+            continue
         counts[status] += 1
         if status != "ok":
             bad.append((path, record))

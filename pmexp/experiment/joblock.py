@@ -23,7 +23,7 @@ from typing import Any
 
 from pmexp.experiment.records import RECORD_FILE, STEPS_FILE, read_record, write_record
 
-__all__ = ["LOCK_FILE", "SKIPS_FILE", "JobLock", "note_skip", "recover_dead_record"]
+__all__ = ["LOCK_FILE", "SKIPS_FILE", "JobLock", "held_elsewhere", "note_skip", "recover_dead_record"]
 
 log = logging.getLogger(__name__)
 LOCK_FILE = ".pmexp.lock"
@@ -54,6 +54,21 @@ class JobLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+
+def held_elsewhere(job_dir: Path) -> bool:
+    """Whether a live process other than this one holds the job dir's lock (its job is running now)."""
+    path = Path(job_dir) / LOCK_FILE
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's own lock, if it got one
+    return False
 
 
 def note_skip(job_dir: Path, reason: str) -> None:
