@@ -109,3 +109,11 @@ def test_bench_step_tables_from_a_committed_record():
     assert "| bert_large_512 | graphed | packed | 107.95 | 148.2 | 1.012 [1.011, 1.012] | 0 |" in text
     assert "| packed (native) | 20.5 | 219.5 | 0.89 | 1.05 |" in text
     assert "| packed (native) | bfloat16 | 201,326,592 | 0.345 | 0.318 | 0.288 | 0.200 |" in text
+
+
+def test_bench_step_reads_tempo_variants_as_memory_and_dropout():
+    from pmexp.bench.step import TEMPO_VARIANTS, split_variant
+
+    assert split_variant("packed") == ("none", "packed")
+    assert [split_variant(v) for v in TEMPO_VARIANTS] == [("tempo", "standard"), ("tempo", "packed"),
+                                                          ("tempo", "seeded")]

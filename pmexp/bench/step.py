@@ -3,6 +3,8 @@
     python -m pmexp.bench step --out runs/bench-step                       # everything (GPU, ~8 min)
     python -m pmexp.bench step --parts host op                             # the two micro tables only
     python -m pmexp.bench step --cells bert_large_512 --modes eager graphed --reps 7
+    python -m pmexp.bench step --parts step --cells bert_large_512 --modes eager \
+        --variants standard packed tempo:standard tempo:packed     # Tempo against memory=none (issue 12.5)
 
 Why interleaved: on the H200 two runs of the same step in one process differed by 13%, so variants
 are never compared across runs. Each variant gets its own copy of the model (same weights, same
@@ -18,6 +20,9 @@ is what Python and the launch cost (forward; forward + sum + backward), for torc
 each variant's C++ path and its Triton path. ``op``: 201M elements (TinyBERT B64 S512's attention
 probabilities), fp32 and bf16: one call timed with CUDA events (launch included) and the median of
 a back-to-back loop (``triton.testing.do_bench``), forward and backward.
+A variant ``tempo:<v>`` is dropout ``<v>`` with Tempo's layers on top (``pmexp.tempo.apply`` after
+``pmexp.dropout.apply``, the trainer's ``memory=tempo`` order); its ratio is against plain
+``standard``, i.e. against ``memory=none`` at the same batch. Eager attention only.
 Writes ``step.json`` / ``step.md`` under ``--out``.
 """
 
@@ -33,6 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pmexp import tempo
 from pmexp.bench.dropout import report
 from pmexp.dropout import apply, dropout, native
 from pmexp.dropout import functional as fn
@@ -41,6 +47,7 @@ from pmexp.experiment.envinfo import env_info
 __all__ = ["CELLS", "run", "main"]
 
 VARIANTS = ("standard", "packed", "seeded", "packed_exact")
+TEMPO_VARIANTS = ("tempo:standard", "tempo:packed", "tempo:seeded")
 MODES = ("eager", "compiled", "graphed")
 _BERT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
 CELLS = {  # name: (BertConfig keywords, dtype, seq_len, batch, attention)
@@ -63,7 +70,13 @@ def _sync_time(fn: Callable[[], object], n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def _build_model(cell: str, variant: str):
+def split_variant(name: str) -> tuple[str, str]:
+    """``"tempo:packed"`` -> ``("tempo", "packed")``, ``"packed"`` -> ``("none", "packed")``: memory, dropout."""
+    memory, _, variant = name.rpartition(":")
+    return memory or "none", variant
+
+
+def _build_model(cell: str, name: str):
     import transformers
 
     config_kw, dtype, seq, batch, attention = CELLS[cell]
@@ -72,7 +85,12 @@ def _build_model(cell: str, variant: str):
                                      attn_implementation=attention, **config_kw)
     with torch.device("cuda"):  # initialised on the GPU: seconds instead of a CPU init of 335M parameters
         model = transformers.BertForSequenceClassification(config).train()
+    memory, variant = split_variant(name)
     apply(model, variant)
+    if memory == "tempo":
+        if attention != "eager":
+            raise ValueError(f"{name}: Tempo's attention replaces eager attention; cell {cell} uses {attention}")
+        tempo.apply(model, variant=variant, packed=variant != "standard")
     g = torch.Generator(device="cuda").manual_seed(1)
     # No padding (fixed-length batches). Eager attention gets the 4D additive mask transformers would build
     # from all-ones (transformers builds it with a host-to-device copy, which a CUDA graph cannot capture);
@@ -301,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", nargs="+", default=["host", "op", "step"], choices=["host", "op", "step"])
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS + TEMPO_VARIANTS))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None)
