@@ -175,6 +175,10 @@ def test_welch_matches_scipy_and_sigma_units(sweep: Path) -> None:
     assert comp.f1_diff == pytest.approx(0.04)
     assert comp.f1_sigma == pytest.approx(2.0)  # 0.04 / std(0.80, 0.82, 0.84)
     assert _comparisons(sweep)[("packed_exact", 128)].f1_sigma == 0.0
+    ci = sps.ttest_ind([0.85, 0.86, 0.87], F1_STANDARD, equal_var=False).confidence_interval(0.90)
+    assert comp.f1_ci_sigma == pytest.approx((ci.low / 0.02, ci.high / 0.02), rel=1e-12)
+    low, high = _comparisons(sweep)[("packed_exact", 128)].f1_ci_sigma  # the same F1s: centred on 0
+    assert low == pytest.approx(-high, rel=1e-12) and high > 0.2  # 3 seeds cannot show ±0.2σ
 
 
 def test_verdicts_follow_the_numbers(sweep: Path) -> None:

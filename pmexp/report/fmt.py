@@ -51,6 +51,10 @@ def sigma(value: float | None) -> str:
     return f"{value:+.2f}σ" if math.isfinite(value) else ("+inf σ" if value > 0 else "-inf σ")
 
 
+def sigma_interval(interval: tuple[float, float] | None) -> str:
+    return MISSING if interval is None else f"[{interval[0]:+.2f}, {interval[1]:+.2f}]σ"
+
+
 def first_line(text: str | None, limit: int = 160) -> str:
     """The first line of an error message, cut to ``limit`` characters; '' for None (as records read it)."""
     return error_line(text, limit)

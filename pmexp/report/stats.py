@@ -40,6 +40,9 @@ __all__ = [
 LARGE_SEQ_LEN = 1024
 #: Significance level of the step-time test: p > ALPHA reads "not statistically slower".
 ALPHA = 0.05
+#: ΔF1's confidence interval: 90%, the two one-sided tests' (TOST) interval at ALPHA, so "equivalent
+#: within ±m" is shown exactly when the interval lies inside ±m.
+CI_LEVEL = 1 - 2 * ALPHA
 #: The baseline settings of :func:`compare_to_standard` by default.
 STANDARD: dict[str, Any] = {"variant": "standard"}
 
@@ -168,6 +171,7 @@ class Comparison:
     f1_diff: float | None  # mean F1 variant - standard
     f1_p: float | None  # Welch's t-test p-value (needs >= 2 ok seeds each side)
     f1_sigma: float | None  # f1_diff / std of standard's F1 over seeds
+    f1_ci_sigma: tuple[float, float] | None = None  # Welch CI_LEVEL interval of f1_diff, over that std
     step_time_ratio: float | None = None  # mean per-step time, variant / standard (warm-up left out)
     step_time_p: float | None = None  # one-sided Welch p of "the variant's steps take longer"
     step_counts: tuple[int, int] = (0, 0)  # timed steps pooled over ok seeds: (variant, standard)
@@ -202,6 +206,17 @@ def _welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     return None if math.isnan(p) else p
 
 
+def welch_ci(variant: Sequence[float], standard: Sequence[float], level: float = CI_LEVEL,
+             ) -> tuple[float, float] | None:
+    """Welch's ``level`` confidence interval of mean(variant) - mean(standard); None with fewer than
+    two values a side or no spread on both (identical seeds: the difference is exact)."""
+    if len(variant) < 2 or len(standard) < 2 or (np.ptp(variant) == 0 and np.ptp(standard) == 0):
+        return None
+    ci = sps.ttest_ind(variant, standard, equal_var=False).confidence_interval(level)
+    low, high = float(ci.low), float(ci.high)
+    return None if math.isnan(low) or math.isnan(high) else (low, high)
+
+
 def slower_p(variant: Sequence[float], standard: Sequence[float]) -> float | None:
     """One-sided Welch's t-test p-value of H1 "variant's mean step time > standard's".
 
@@ -230,6 +245,12 @@ def _sigma(diff: float | None, std: float | None) -> float | None:
     if std == 0:
         return 0.0 if diff == 0 else math.copysign(math.inf, diff)
     return diff / std
+
+
+def _ci_in_sigma(ci: tuple[float, float] | None, std: float | None) -> tuple[float, float] | None:
+    if ci is None or not std:
+        return None
+    return ci[0] / std, ci[1] / std
 
 
 def compare_to_standard(groups: Sequence[Group], baseline: Mapping[str, Any] = STANDARD) -> list[Comparison]:
@@ -274,6 +295,7 @@ def compare_to_standard(groups: Sequence[Group], baseline: Mapping[str, Any] = S
                 f1_diff=diff,
                 f1_p=_welch_p(f1_v.values, f1_s.values),
                 f1_sigma=_sigma(diff, f1_s.std),
+                f1_ci_sigma=_ci_in_sigma(welch_ci(f1_v.values, f1_s.values), f1_s.std),
                 step_time_ratio=_ratio(mean_v, mean_s),
                 step_time_p=slower_p(steps_v, steps_s),
                 step_counts=(len(steps_v), len(steps_s)),

@@ -183,11 +183,12 @@ def comparison_table(comparisons: Sequence[Comparison]) -> Table:
             _shown(c.f1_diff, fmt.num(c.f1_diff, 4), c),
             fmt.pvalue(c.f1_p),
             fmt.sigma(c.f1_sigma),
+            fmt.sigma_interval(c.f1_ci_sigma),
         ]
         for c in comparisons
     ]
     header = ["configuration", "variant", "memory saving", "throughput ratio", "mask compression",
-              "ΔF1", "Welch p", "ΔF1 / σ(standard)"]
+              "ΔF1", "Welch p", "ΔF1 / σ(standard)", "90% CI / σ"]
     return Table(header, body)
 
 

@@ -87,6 +87,11 @@ def _f1_verdict(criterion: str, variant: str, comps: Sequence[Comparison]) -> Ve
         f"worst ΔF1 = {fmt.sigma(worst.f1_sigma)} ({fmt.num(worst.f1_diff, 4)}, Welch p = "
         f"{fmt.pvalue(worst.f1_p)}; {_label(worst)}); {n_pass}/{len(measured)} configs pass"
     )
+    widths = [(hi - lo) / 2 for c in measured if c.f1_ci_sigma for lo, hi in [c.f1_ci_sigma]]
+    if widths and min(widths) > F1_SIGMA_MAX:  # the seeds cannot show equivalence within the margin
+        spread = f"{min(widths):.2f}" + (f"-{max(widths):.2f}" if max(widths) > min(widths) + 0.005 else "")
+        text += (f"; the 90% CIs' half-widths ({spread}σ) exceed {F1_SIGMA_MAX}σ: too few seeds to "
+                 f"resolve the margin either way")
     return Verdict(criterion, variant, PASS if n_pass == len(measured) else FAIL, text)
 
 
