@@ -12,7 +12,7 @@ from conftest import TINY_BERT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pmexp.experiment.maxbatch import MaxBatchError, run_search, search_max
+from pmexp.experiment.maxbatch import MaxBatchError, run_search, search_max, search_near
 from pmexp.maxbatch import main
 from pmexp.report import build_report
 
@@ -26,6 +26,16 @@ def below(threshold: int, seen: list[int] | None = None):
             seen.append(n)
         return n <= threshold
     return probe
+
+
+def test_search_near_finds_the_limit_from_any_guess_without_probing_twice():
+    for limit in (0, 1, 5, 37, 40, 41, 200):
+        for guess in (0, 1, 10, 40, 41, 42, 100):
+            seen: list[int] = []
+            result = search_near(below(limit, seen), guess)
+            assert result.best == limit and len(seen) == len(set(seen)), (limit, guess)
+    seen = []
+    assert search_near(below(41, seen), 40).best == 41 and seen == [40, 41, 43, 42]  # 1 off: 4 probes
 
 
 def test_finds_threshold_without_repeating_a_probe() -> None:

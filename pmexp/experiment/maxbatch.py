@@ -48,6 +48,7 @@ __all__ = [
     "free_cuda_memory",
     "run_search",
     "search_max",
+    "search_near",
     "train_probe",
 ]
 
@@ -118,13 +119,41 @@ def search_max(probe: Callable[[int], bool], *, start: int = 1, cap: int | None 
             return SearchResult(n, True, tuple(probes))
         else:
             lo, n = n, n * 2 if cap is None else min(n * 2, cap)
+    return SearchResult(_bisect(fits, lo, hi), False, tuple(probes))
+
+
+def search_near(probe: Callable[[int], bool], guess: int) -> SearchResult:
+    """Largest ``n >= 1`` with ``probe(n)`` true, starting at a good ``guess`` (e.g. from a fit of
+    memory against batch): gallop from it by 1, 2, 4, ... up while it fits (down while it does not),
+    then bisect the last bracket. A guess k off costs about 2 log2(k) probes; no value is probed twice.
+    """
+    probes: list[tuple[int, bool]] = []
+
+    def fits(n: int) -> bool:
+        ok = bool(probe(n))
+        probes.append((n, ok))
+        return ok
+
+    guess = max(1, guess)
+    if fits(guess):
+        lo, jump = guess, 1
+        while fits(lo + jump):
+            lo, jump = lo + jump, jump * 2
+        hi = lo + jump
+    else:
+        hi, jump = guess, 1
+        while hi - jump >= 1 and not fits(hi - jump):
+            hi, jump = hi - jump, jump * 2
+        lo = max(0, hi - jump)
+    return SearchResult(_bisect(fits, lo, hi), False, tuple(probes))
+
+
+def _bisect(fits: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Largest fit in ``[lo, hi)`` given ``lo`` fits (or is 0) and ``hi`` does not."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid
-    return SearchResult(lo, False, tuple(probes))
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def free_cuda_memory() -> None:

@@ -5,7 +5,7 @@
         memory=checkpointing trainer.memory_cap_gb=80
 
 pmexp.maxbatch probes in its own process, which cannot host a multi-process job; this driver reuses
-its doubling-then-bisection (`search_max`) and runs each probe as `torchrun --nproc_per_node=N -m
+its doubling-then-bisection (`search_max`, or `search_near` from a guess) and runs each probe as `torchrun --nproc_per_node=N -m
 pmexp.train ...` (3 steps, synthetic data, no eval or probe), reading the probe's metrics.json: ok fits,
 oom does not, anything else stops the search. Writes <out>/zero_maxbatch.json (rewritten after every
 probe) and one probe dir per (strategy, variant, batch).
@@ -30,7 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pmexp.experiment.maxbatch import search_max
+from pmexp.experiment.maxbatch import search_max, search_near
 
 PROBE = ("data=synthetic", "trainer.max_steps=3", "trainer.eval=false", "trainer.probe=false",
          "trainer.timing_warmup=1", "logger=none", "force=true")
@@ -41,32 +41,6 @@ def peak_reserved_mb(out: Path, strategy: str, variant: str, batch: int) -> floa
     allocated peaks agree, runs/2026-11-28-ddp)."""
     record = json.loads((out / f"{strategy}_{variant}" / f"bs{batch}" / "metrics.json").read_text())
     return record["summary"]["peak_reserved_mb"]
-
-
-def search_near(fits, guess: int) -> tuple[int, list[tuple[int, bool]]]:
-    """Largest n >= 1 with fits(n), galloping from ``guess`` (units of the step) and then bisecting."""
-    probes: list[tuple[int, bool]] = []
-
-    def probe_at(n: int) -> bool:
-        ok = bool(fits(n))
-        probes.append((n, ok))
-        return ok
-
-    guess = max(1, guess)
-    if probe_at(guess):
-        lo, jump = guess, 1
-        while probe_at(lo + jump):
-            lo, jump = lo + jump, jump * 2
-        hi = lo + jump
-    else:
-        hi, jump = guess, 1
-        while hi - jump >= 1 and not probe_at(hi - jump):
-            hi, jump = hi - jump, jump * 2
-        lo = max(0, hi - jump)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if probe_at(mid) else (lo, mid)
-    return lo, probes
 
 
 def probe(out: Path, nproc: int, strategy: str, variant: str, batch: int, overrides: list[str]) -> bool:
@@ -93,10 +67,10 @@ def fit_then_search(args: argparse.Namespace, strategy: str, variant: str, run) 
     cap_mb = next(float(o.split("=")[1]) * 1024 for o in args.overrides if o.startswith("trainer.memory_cap_gb="))
     slope = (pb - pa) / (b - a)
     guess = int((b + (cap_mb - pb) / slope) // args.step)
-    best, probes = search_near(run, guess)
-    return {"max": best * args.step, "hit_cap": False, "fit": {"batches": [a, b], "peak_reserved_mb": [pa, pb],
+    found = search_near(run, guess)
+    return {"max": found.best * args.step, "hit_cap": False, "fit": {"batches": [a, b], "peak_reserved_mb": [pa, pb],
             "mb_per_sample": slope, "guess": guess * args.step},
-            "probes": [(a, True), (b, True)] + [(k * args.step, ok) for k, ok in probes]}
+            "probes": [(a, True), (b, True)] + [(k * args.step, ok) for k, ok in found.probes]}
 
 
 def main() -> None:
@@ -123,9 +97,9 @@ def main() -> None:
             previous = [r["max"] for k, r in results.items() if k.startswith(f"{strategy}/")]
             if key in near or (near and previous):
                 start = near.get(key) or previous[-1]
-                best, probes = search_near(run, start // args.step)
-                results[key] = {"max": best * args.step, "hit_cap": False, "near": start,
-                                "probes": [(k * args.step, ok) for k, ok in probes]}
+                found = search_near(run, start // args.step)
+                results[key] = {"max": found.best * args.step, "hit_cap": False, "near": start,
+                                "probes": [(k * args.step, ok) for k, ok in found.probes]}
             elif args.fit:
                 results[f"{strategy}/{variant}"] = fit_then_search(args, strategy, variant, run)
             else:
