@@ -5,10 +5,10 @@
         memory=checkpointing trainer.memory_cap_gb=80
 
 pmexp.maxbatch probes in its own process, which cannot host a multi-process job; this driver reuses
-its doubling-then-bisection (`search_max`, or `search_near` from a guess) and runs each probe as `torchrun --nproc_per_node=N -m
-pmexp.train ...` (3 steps, synthetic data, no eval or probe), reading the probe's metrics.json: ok fits,
-oom does not, anything else stops the search. Writes <out>/zero_maxbatch.json (rewritten after every
-probe) and one probe dir per (strategy, variant, batch).
+its doubling-then-bisection (`search_max`, or `search_near` from a guess) and runs each probe as
+`torchrun --nproc_per_node=N -m pmexp.train ...` (3 steps, synthetic data, no eval or probe),
+reading the probe's metrics.json: ok fits, oom does not, anything else stops the search. Writes
+<out>/zero_maxbatch.json (rewritten after every probe) and one probe dir per (strategy, variant, batch).
 
 --near zero2/packed=272,... starts the search of the combinations it names at that batch (e.g. a
 call that resumes where a cut one stopped); with --near given, a combination it does not name starts
