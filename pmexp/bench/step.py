@@ -38,11 +38,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pmexp import tempo
 from pmexp.bench.dropout import report
 from pmexp.dropout import apply, dropout, native
 from pmexp.dropout import functional as fn
 from pmexp.experiment.envinfo import env_info
+from pmexp.experiment.models import apply_tempo
 
 __all__ = ["CELLS", "run", "main"]
 
@@ -90,7 +90,7 @@ def _build_model(cell: str, name: str):
     if memory == "tempo":
         if attention != "eager":
             raise ValueError(f"{name}: Tempo's attention replaces eager attention; cell {cell} uses {attention}")
-        tempo.apply(model, variant=variant, packed=variant != "standard")
+        apply_tempo(model, variant)
     g = torch.Generator(device="cuda").manual_seed(1)
     # No padding (fixed-length batches). Eager attention gets the 4D additive mask transformers would build
     # from all-ones (transformers builds it with a host-to-device copy, which a CUDA graph cannot capture);

@@ -34,6 +34,7 @@ __all__ = [
     "ModelLoadError",
     "apply_dropout",
     "apply_memory",
+    "apply_tempo",
     "build_model",
     "check_model_config",
     "checkpoint_source",
@@ -240,7 +241,12 @@ def apply_memory(model: torch.nn.Module, cfg: DictConfig) -> dict[str, Any] | No
     """
     if not cfg.memory.tempo:
         return None
-    variant = cfg.dropout.variant or "standard"
-    report = tempo.apply(model, variant=variant, packed=variant != "standard")
+    report = apply_tempo(model, cfg.dropout.variant or "standard")
     log.info("%s", report)
     return report.as_dict()
+
+
+def apply_tempo(model: torch.nn.Module, variant: str) -> tempo.TempoReport:
+    """Tempo's layers as `memory=tempo` applies them: GELU's branch kept as bits, except beside
+    `standard` dropout, which gets Tempo's original bool masks throughout (`pmexp.bench step` too)."""
+    return tempo.apply(model, variant=variant, packed=variant != "standard")
