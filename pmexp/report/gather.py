@@ -125,10 +125,11 @@ def _row(record: Mapping[str, Any], job_dir: Path) -> Row:
     row["job_dir"] = str(job_dir)
     row["env"] = record.get("env") or {}
     warmup = select_config(record.get("config"), ("trainer.timing_warmup",))
-    row["step_times_ms"] = timed_step_times(job_dir, TIMING_WARMUP if warmup is None else int(warmup)) \
+    steps = read_steps(job_dir)[0] if row["status"] == "ok" or summary.get("reference") else []  # read once
+    row["step_times_ms"] = _step_times(steps, TIMING_WARMUP if warmup is None else int(warmup)) \
         if row["status"] == "ok" else ()
     if summary.get("reference"):
-        row.update(reference_means(job_dir) or {})
+        row.update(reference_means(steps) or {})
     return row
 
 
@@ -142,10 +143,11 @@ def comparable(line: Mapping[str, Any]) -> bool:
     return cos is not None and ratio is not None and math.isfinite(ratio)
 
 
-def reference_means(job_dir: str | Path) -> dict[str, float | None] | None:
-    """The summary's ref_* means recomputed from steps.jsonl over the comparable steps (see
-    `comparable`), so records written before lr-0 steps were skipped read the same; None without a log."""
-    lines = [t for t in read_steps(job_dir)[0] if "ref/update_cos" in t]
+def reference_means(train_lines: Sequence[Mapping[str, Any]]) -> dict[str, float | None] | None:
+    """The summary's ref_* means recomputed from a job's steps.jsonl training lines over the comparable
+    steps (see `comparable`), so records written before lr-0 steps were skipped read the same; None
+    without reference lines."""
+    lines = [t for t in train_lines if "ref/update_cos" in t]
     if not lines:
         return None
     moved = [t for t in lines if comparable(t)]
@@ -164,7 +166,11 @@ def timed_step_times(job_dir: str | Path, warmup: int = 3) -> tuple[float, ...]:
     The same rule as the trainer's ``pmexp.experiment.metrics.StepTimer``: a run of no more steps than
     ``warmup`` leaves out only its first step (none of a single-step run).
     """
-    times = [float(t) for item in read_steps(job_dir)[0]
+    return _step_times(read_steps(job_dir)[0], warmup)
+
+
+def _step_times(train_lines: Sequence[Mapping[str, Any]], warmup: int) -> tuple[float, ...]:
+    times = [float(t) for item in train_lines
              if isinstance(t := item.get("step_time_ms"), (int, float)) and not isinstance(t, bool)]
     skip = warmup if len(times) > warmup else min(1, max(len(times) - 1, 0))
     return tuple(times[skip:])
