@@ -199,22 +199,21 @@ def _compression(standard: float | None, variant: float | None) -> float | None:
     return math.inf if variant == 0 else standard / variant
 
 
-def _welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
-    if len(a) < 2 or len(b) < 2:
-        return None
-    p = float(sps.ttest_ind(a, b, equal_var=False).pvalue)
-    return None if math.isnan(p) else p
-
-
-def welch_ci(variant: Sequence[float], standard: Sequence[float], level: float = CI_LEVEL,
-             ) -> tuple[float, float] | None:
-    """Welch's ``level`` confidence interval of mean(variant) - mean(standard); None with fewer than
-    two values a side or no spread on both (identical seeds: the difference is exact)."""
-    if len(variant) < 2 or len(standard) < 2 or (np.ptp(variant) == 0 and np.ptp(standard) == 0):
-        return None
-    ci = sps.ttest_ind(variant, standard, equal_var=False).confidence_interval(level)
-    low, high = float(ci.low), float(ci.high)
-    return None if math.isnan(low) or math.isnan(high) else (low, high)
+def welch(variant: Sequence[float], standard: Sequence[float], level: float = CI_LEVEL,
+          ) -> tuple[float | None, tuple[float, float] | None]:
+    """Welch's two-sided p-value and ``level`` confidence interval of mean(variant) - mean(standard),
+    from one test; (None, None) with fewer than two values a side, an interval of None with no spread
+    on both sides (identical seeds: the difference is exact) and either None where scipy gives NaN."""
+    if len(variant) < 2 or len(standard) < 2:
+        return None, None
+    result = sps.ttest_ind(variant, standard, equal_var=False)
+    p = float(result.pvalue)
+    interval = None
+    if np.ptp(variant) != 0 or np.ptp(standard) != 0:
+        ci = result.confidence_interval(level)
+        low, high = float(ci.low), float(ci.high)
+        interval = None if math.isnan(low) or math.isnan(high) else (low, high)
+    return (None if math.isnan(p) else p), interval
 
 
 def slower_p(variant: Sequence[float], standard: Sequence[float]) -> float | None:
@@ -278,6 +277,7 @@ def compare_to_standard(groups: Sequence[Group], baseline: Mapping[str, Any] = S
         ratio = _ratio(peak_v, peak_s)
         f1_v, f1_s = group.stat("eval_f1"), base.stat("eval_f1")
         diff = None if f1_v.mean is None or f1_s.mean is None else f1_v.mean - f1_s.mean
+        f1_p, f1_ci = welch(f1_v.values, f1_s.values)
         steps_v, steps_s = _pooled_steps(group), _pooled_steps(base)
         mean_v = float(np.mean(steps_v)) if steps_v else None
         mean_s = float(np.mean(steps_s)) if steps_s else None
@@ -293,9 +293,9 @@ def compare_to_standard(groups: Sequence[Group], baseline: Mapping[str, Any] = S
                     base.stat("saved_mask_bytes").mean, group.stat("saved_mask_bytes").mean
                 ),
                 f1_diff=diff,
-                f1_p=_welch_p(f1_v.values, f1_s.values),
+                f1_p=f1_p,
                 f1_sigma=_sigma(diff, f1_s.std),
-                f1_ci_sigma=_ci_in_sigma(welch_ci(f1_v.values, f1_s.values), f1_s.std),
+                f1_ci_sigma=_ci_in_sigma(f1_ci, f1_s.std),
                 step_time_ratio=_ratio(mean_v, mean_s),
                 step_time_p=slower_p(steps_v, steps_s),
                 step_counts=(len(steps_v), len(steps_s)),
