@@ -113,3 +113,21 @@ def test_default_strategy_keeps_the_config_hash_of_older_records(make_cfg):
     ddp = {**config, "trainer": {**config["trainer"], "strategy": "ddp"}}
     assert not same_config(ddp, old_record)
     assert config_hash(ddp) != config_hash(config)
+
+
+@pytest.mark.parametrize("finished", [True, False])
+def test_teardown_collects_the_job_then_meets_the_other_ranks_only_after_a_finished_job(monkeypatch, finished):
+    """The job's cycles (an FSDP2 model) go while the group lives; a failed job skips the barrier (no hang)."""
+    from pmexp.experiment import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.gc, "collect", lambda: calls.append("collect"))
+    monkeypatch.setattr(distributed.dist, "barrier", lambda device_ids=None: calls.append(("barrier", device_ids)))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    info = distributed.DistInfo("zero2", 1, 2, 1, torch.device("cpu"), "gloo")
+    distributed.teardown(info, finished=finished)
+    assert calls == (["collect", ("barrier", None), "destroy"] if finished else ["collect", "destroy"])
+    calls.clear()
+    distributed.teardown(distributed.DistInfo(), finished=finished)  # single process: nothing to leave
+    assert calls == []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -141,10 +142,23 @@ def setup(strategy: str, device: torch.device, backend: str | None = None) -> Di
     return DistInfo(strategy, rank, world_size, local_rank, device, backend)
 
 
-def teardown(info: DistInfo) -> None:
-    """Leave the process group (a no-op for a single process)."""
-    if info.multi_process and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(info: DistInfo, finished: bool = True) -> None:
+    """Leave the process group (a no-op for a single process).
+
+    First the job's garbage goes while the group and the interpreter are whole: an FSDP2 or DDP model
+    sits in reference cycles, and left to the interpreter's exit it is torn down after the group and
+    its gloo threads. Then, if every rank `finished` the job, a barrier, so that no rank shuts its
+    connections while another still uses them. Why both: zero2 runs on 2 CPU processes now and then
+    (2 of ~110 here, once in CI) ended with one rank's "terminate called without an active
+    exception" (SIGABRT) after the record was written. After a failure there is no barrier: a rank
+    stuck in a collective would hang it.
+    """
+    if not (info.multi_process and dist.is_initialized()):
+        return
+    gc.collect()  # tens of ms
+    if finished:
+        dist.barrier(device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    dist.destroy_process_group()
 
 
 def broadcast_object(info: DistInfo, obj: Any) -> Any:

@@ -73,10 +73,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = validate(cfg)
     info = setup(cfg.trainer.strategy, _device(cfg.trainer.device))
+    record: dict[str, Any] = {}
     try:
-        return _locked(cfg, info, started)
+        record = _locked(cfg, info, started)
+        return record
     finally:
-        teardown(info)
+        teardown(info, finished=record.get("status") == "ok")  # oom, failed ...: a rank may be elsewhere
 
 
 def _locked(cfg: DictConfig, info: DistInfo, started: float) -> dict[str, Any]:
