@@ -22,26 +22,16 @@ the CUDA context unusable) instead of silently producing NaN gradients.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
+
+from pmexp.tempo.lazy import triton_module
 
 __all__ = ["layer_norm", "TempoLayerNorm"]
 
 
 def _opmath(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-@functools.cache
-def _ln_kernels():
-    """The Triton LayerNorm backward (pmexp.tempo.ln_kernels), or None without triton."""
-    try:
-        from pmexp.tempo import ln_kernels
-    except ImportError:  # pragma: no cover - depends on the machine
-        return None
-    return ln_kernels
 
 
 class _TempoLayerNorm(torch.autograd.Function):
@@ -56,7 +46,7 @@ class _TempoLayerNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         y, rstd, weight, bias = ctx.saved_tensors
-        kernels = _ln_kernels() if y.is_cuda and not torch.compiler.is_compiling() else None
+        kernels = triton_module("ln_kernels") if y.is_cuda and not torch.compiler.is_compiling() else None
         if kernels is not None and kernels.supports(grad, y, weight, bias, ctx.dims):
             dx, dw, db = kernels.backward(grad, y, rstd, weight, bias)  # one pass: y and grad read once
             return dx, None, dw if ctx.needs_input_grad[2] else None, db if ctx.needs_input_grad[3] else None, None
