@@ -5,17 +5,25 @@
 
 from __future__ import annotations
 
-import functools
 import importlib
 from types import ModuleType
 
 __all__ = ["triton_module"]
 
+# A plain dict, not functools.cache: Dynamo reads a global dict under torch.compile(fullgraph=True),
+# but traces through a cache wrapper into importlib (a graph break; the GPU test caught it).
+_LOADED: dict[str, ModuleType | None] = {}
 
-@functools.cache
+
 def triton_module(name: str) -> ModuleType | None:
-    """``pmexp.tempo.<name>`` (a module of Triton kernels), or None where triton cannot be imported."""
-    try:
-        return importlib.import_module(f"pmexp.tempo.{name}")
-    except ImportError:  # pragma: no cover - depends on the machine
-        return None
+    """``pmexp.tempo.<name>`` (a module of Triton kernels), or None where triton cannot be imported.
+
+    Import it once outside any compiled region (gelu.py and layernorm.py do at import on CUDA
+    machines); inside one, only the dict lookup is traced.
+    """
+    if name not in _LOADED:
+        try:
+            _LOADED[name] = importlib.import_module(f"pmexp.tempo.{name}")
+        except ImportError:  # pragma: no cover - depends on the machine
+            _LOADED[name] = None
+    return _LOADED[name]
