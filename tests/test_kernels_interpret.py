@@ -82,3 +82,20 @@ def test_int_seed_and_tensor_seed_draw_the_same_mask():
     y_int, bits_int = kernels.forward(x, 977, 0.25, True)
     y_ten, bits_ten = torch.ops.pmexp.fused_dropout(x, torch.tensor([977]), 0.25, True)
     assert torch.equal(bits_int, bits_ten) and torch.equal(y_int, y_ten)
+
+
+@pytest.mark.parametrize(("dtype", "out_dtype"), [(torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16),
+                                                  (torch.float16, torch.float32), (torch.float32, torch.float32)])
+def test_bits_backward_rounds_once_to_the_output_dtype(dtype, out_dtype):
+    """Tempo's attention backward: the recomputed output straight to the matmul's dtype, the matmul's
+    gradient straight back to float32; the same numbers as casting around the float32 product."""
+    n = 5 * kernels.TILE + 3
+    grad = torch.randn(n).to(dtype)
+    bits = bits_mod.pack_bits_torch(torch.rand(n) < 0.8)
+    got = kernels.backward(grad, bits, 0.1, out_dtype=out_dtype)
+    want = kernels.backward(grad.float(), bits, 0.1).to(out_dtype)
+    assert got.dtype == out_dtype
+    if out_dtype == torch.float32:  # the upcast is exact, the product the same float32 rounding
+        assert torch.equal(got, want)
+    else:  # one rounding to 16 bits; the interpreter's numpy cast may differ by 1 ulp from torch's
+        torch.testing.assert_close(got, want, rtol=2**-7, atol=0)

@@ -208,3 +208,18 @@ def test_tempo_bert_under_bf16_autocast_matches_stock(variant):
     assert torch.equal(loss, loss_ref)
     # bf16 matmuls: within bf16 autocast's own error scale against the float64 stock model
     assert_within_rounding_scale(grads, grads_ref, grads_64, torch.bfloat16)
+
+
+def test_kernel_lookup_traces_under_fullgraph_compile():
+    # On CUDA, gelu and layernorm look their Triton module up inside torch.compile(fullgraph=True);
+    # the lookup must be a dict read Dynamo can trace, not a call into importlib (a graph break).
+    from pmexp.tempo.lazy import triton_module
+
+    triton_module("kernels")  # imported outside the region, as gelu.py does on CUDA machines
+
+    def scaled(x):
+        return x * (2.0 if triton_module("kernels") is not None else 3.0)
+
+    torch._dynamo.reset()
+    got = torch.compile(scaled, fullgraph=True, backend="eager")(torch.ones(3))
+    assert torch.equal(got, scaled(torch.ones(3)))

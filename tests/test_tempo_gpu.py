@@ -151,14 +151,19 @@ def test_layer_norm_zero_weight_fails_on_cuda():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_attention_every_variant_matches_composite(variant, dtype):
+@pytest.mark.parametrize(("dtype", "autocast"),
+                         [(torch.float32, False), (torch.bfloat16, False), (torch.float32, True)])
+def test_attention_every_variant_matches_composite(variant, dtype, autocast):
+    """autocast: float32 softmax and mask, bfloat16 matmuls, as BERT's attention runs under bf16
+    autocast; Tempo's backward casts inside the bits kernel where the composite casts around it."""
     scores = torch.randn(2, 4, 64, 64, device="cuda", dtype=dtype, requires_grad=True)
     value = torch.randn(2, 4, 64, 32, device="cuda", dtype=dtype, requires_grad=True)
     torch.manual_seed(1)
-    out = softmax_dropout_matmul(scores, value, 0.2, True, variant)[0]
+    with torch.autocast("cuda", torch.bfloat16, enabled=autocast):
+        out = softmax_dropout_matmul(scores, value, 0.2, True, variant)[0]
     torch.manual_seed(1)
-    ref = torch.matmul(dropout(torch.softmax(scores, -1), 0.2, True, variant), value)
+    with torch.autocast("cuda", torch.bfloat16, enabled=autocast):
+        ref = torch.matmul(dropout(torch.softmax(scores, -1), 0.2, True, variant), value)
     grad = torch.randn_like(out)
     assert torch.equal(out, ref)
     for a, b in zip(

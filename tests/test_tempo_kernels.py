@@ -151,3 +151,29 @@ def test_autograd_function_through_kernels(packed, shape):
 def test_gradcheck_float64_through_kernels():
     x = (torch.randn(2, 17, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 3).requires_grad_()
     assert torch.autograd.gradcheck(lambda t: gelu(t, True, kernel=True), (x,), fast_mode=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(("rows", "n"), [(37, 256), (5, 100), (1, 1024)])
+def test_layer_norm_backward_kernel_within_the_rounding_scale(dtype, rows, n):
+    """Tempo's LayerNorm backward kernel (pmexp.tempo.ln_kernels) against stock in the same precision
+    and float64 (tests/tolerances.py's rounding scale): a ragged last program, a width that is not a
+    power of 2, one row."""
+    from tolerances import assert_within_rounding_scale
+
+    from pmexp.tempo import ln_kernels
+
+    torch.manual_seed(0)
+    w = (1 + 0.1 * torch.randn(n)).to(dtype)
+    b = (0.1 * torch.randn(n)).to(dtype)
+    x = (3 * torch.randn(rows, n) + 1).to(dtype)
+    g = torch.randn(rows, n).to(dtype)
+    grads = {}
+    for name, t in (("stock", dtype), ("float64", torch.float64)):
+        xi, wi, bi = (v.to(t).requires_grad_() for v in (x, w, b))
+        out = F.layer_norm(xi, (n,), wi, bi, 1e-5)
+        grads[name] = dict(zip(("x", "weight", "bias"), torch.autograd.grad(out, (xi, wi, bi), g.to(t)), strict=True))
+    y, _, rstd = torch.native_layer_norm(x.float(), (n,), w.float(), b.float(), 1e-5)
+    dx, dw, db = ln_kernels.backward(g.float(), y, rstd, w.float(), b.float())
+    got = {"x": dx.to(dtype), "weight": dw.to(dtype), "bias": db.to(dtype)}
+    assert_within_rounding_scale(got, grads["stock"], grads["float64"], dtype)

@@ -90,10 +90,15 @@ def _fused_forward(x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bi
     return _kernels().forward(x, seed, p, store_bits)
 
 
-def _bits_backward(grad: torch.Tensor, bits: torch.Tensor, p: float) -> torch.Tensor:
+def _bits_backward(grad: torch.Tensor, bits: torch.Tensor, p: float, out_dtype: torch.dtype | None = None,
+                   ) -> torch.Tensor:
+    """``grad * keep / (1 - p)`` from bits; ``out_dtype``: the result rounded once to it from the
+    float32 product (eager only; traced, the op's result is cast after, the same numbers)."""
     if torch.compiler.is_compiling():
-        return torch.ops.pmexp.bits_dropout_backward(grad, bits, p)
-    return _kernels().backward(grad, bits, p)
+        out = torch.ops.pmexp.bits_dropout_backward(grad if out_dtype is None else grad.to(
+            torch.promote_types(grad.dtype, out_dtype)), bits, p)
+        return out if out_dtype is None else out.to(out_dtype)
+    return _kernels().backward(grad, bits, p, out_dtype=out_dtype)
 
 
 def check_p(p: float) -> float:

@@ -146,11 +146,14 @@ def forward(
     return y, bits
 
 
-def backward(grad: torch.Tensor, bits: torch.Tensor, p: float, wrap=_identity) -> torch.Tensor:
-    """Launch the bits backward directly: ``grad * keep / (1 - p)``."""
+def backward(grad: torch.Tensor, bits: torch.Tensor, p: float, wrap=_identity,
+             out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Launch the bits backward directly: ``grad * keep / (1 - p)``, computed in float32 (float64
+    for float64) and rounded once to ``out_dtype`` (default ``grad``'s): the same numbers as
+    ``backward(grad.float(), bits, p).to(out_dtype)`` without the float32 tensor in between."""
     grad = grad.contiguous()
     n = grad.numel()
-    dx = torch.empty_like(grad)
+    dx = torch.empty_like(grad, dtype=out_dtype or grad.dtype)
     if n:
         wrap(_bwd_bits_kernel)[(triton.cdiv((n + 7) // 8, _BWD_BYTES),)](
             grad, dx, bits, n, 1.0 / (1.0 - p), BYTES=_BWD_BYTES, COMPUTE=_compute_dtype(grad)

@@ -37,13 +37,13 @@ GELU's backward: 0.10 ms); ``python -m pmexp.bench.tempo`` measures it.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import nn
 
 from pmexp.masks import pack_bits, unpack_bits
+from pmexp.tempo.lazy import triton_module
 
 __all__ = ["X_MIN", "Y_MIN", "gelu", "TempoGELU", "gelu_input_from_output"]
 
@@ -88,14 +88,9 @@ def _gelu_derivative(x: torch.Tensor) -> torch.Tensor:
     return _cdf(x) + x * torch.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
 
-@functools.cache
 def _kernels():
     """The Triton kernels module, or None without triton (imported on first use)."""
-    try:
-        from pmexp.tempo import kernels
-    except ImportError:  # pragma: no cover - depends on the machine
-        return None
-    return kernels
+    return triton_module("kernels")
 
 
 if torch.cuda.is_available():  # import before any torch.compile trace needs it

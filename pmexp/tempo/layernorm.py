@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pmexp.tempo.lazy import triton_module
+
 __all__ = ["layer_norm", "TempoLayerNorm"]
 
 
@@ -44,6 +46,10 @@ class _TempoLayerNorm(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         y, rstd, weight, bias = ctx.saved_tensors
+        kernels = triton_module("ln_kernels") if y.is_cuda and not torch.compiler.is_compiling() else None
+        if kernels is not None and kernels.supports(grad, y, weight, bias, ctx.dims):
+            dx, dw, db = kernels.backward(grad, y, rstd, weight, bias)  # one pass: y and grad read once
+            return dx, None, dw if ctx.needs_input_grad[2] else None, db if ctx.needs_input_grad[3] else None, None
         op = _opmath(y.dtype)
         # x_hat from the output, in opmath: two elementwise kernels (in place after the first).
         x_hat = y.to(op) if bias is None else torch.sub(y.to(op), bias.to(op))
