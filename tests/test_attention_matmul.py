@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
-from pmexp.dropout import VARIANTS, apply, dropout, surgery
-from pmexp.dropout.attention_matmul import AttentionShims
+from pmexp.dropout import VARIANTS, apply, dropout
+from pmexp.dropout.attention_matmul import AttentionShims, unfused
 from pmexp.masks import SavedTensorAccounting
 
 LAYERS, HEADS, SEQ, BATCH = 2, 4, 64, 4
@@ -14,12 +16,9 @@ PM_VARIANTS = [v for v in VARIANTS if v != "standard"]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu", monkeypatch=None):
+def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu"):
     """Loss, parameter gradients and saved-tensor stats of one step of a tiny eager BERT."""
     transformers = pytest.importorskip("transformers")
-    surgery._rebound_attention.cache_clear()
-    if not fused:
-        monkeypatch.setattr(surgery, "_calls_torch_matmul", lambda function: False)
     cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                                   intermediate_size=128, attn_implementation="eager")
     torch.manual_seed(0)
@@ -31,23 +30,23 @@ def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu", m
     torch.manual_seed(1)
     if device == "cuda":
         torch.cuda.manual_seed(1)
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast), contextlib.ExitStack() as stack:
+        if not fused:
+            stack.enter_context(unfused())
         with SavedTensorAccounting(model.parameters()) as acct:
             loss = model(input_ids=ids, labels=labels).loss
     loss.backward()
-    monkeypatch.undo()
-    surgery._rebound_attention.cache_clear()
     return loss.detach(), [p.grad for p in model.parameters()], acct.stats()
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("variant", PM_VARIANTS)
-def test_fused_gradients_are_the_unfused_ones_and_one_tensor_per_layer_is_gone(variant, autocast, device, monkeypatch):
+def test_fused_gradients_are_the_unfused_ones_and_one_tensor_per_layer_is_gone(variant, autocast, device):
     """Same masks (same seed), same arithmetic: identical loss and gradients; the saved bytes drop by
     exactly matmul's operand copy, layers x batch x heads x seq^2 elements of the matmul's dtype."""
-    loss_u, grads_u, saved_u = _bert_step(variant, False, autocast, device, monkeypatch)
-    loss_f, grads_f, saved_f = _bert_step(variant, True, autocast, device, monkeypatch)
+    loss_u, grads_u, saved_u = _bert_step(variant, False, autocast, device)
+    loss_f, grads_f, saved_f = _bert_step(variant, True, autocast, device)
     assert torch.equal(loss_u, loss_f)
     assert all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))
     operand = 2 if autocast else 4  # bytes: the bf16 copy autocast's matmul keeps, else float32
@@ -55,9 +54,9 @@ def test_fused_gradients_are_the_unfused_ones_and_one_tensor_per_layer_is_gone(v
     assert saved_u["saved_total_bytes"] - saved_f["saved_total_bytes"] == copy
 
 
-def test_packed_exact_fused_is_still_torch_dropout_bit_for_bit(monkeypatch):
-    loss_s, grads_s, _ = _bert_step("standard", False, False, "cpu", monkeypatch)
-    loss_f, grads_f, _ = _bert_step("packed_exact", True, False, "cpu", monkeypatch)
+def test_packed_exact_fused_is_still_torch_dropout_bit_for_bit():
+    loss_s, grads_s, _ = _bert_step("standard", False, False)
+    loss_f, grads_f, _ = _bert_step("packed_exact", True, False)
     assert torch.equal(loss_s, loss_f) and all(torch.equal(a, b) for a, b in zip(grads_s, grads_f, strict=True))
 
 

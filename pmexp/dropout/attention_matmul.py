@@ -20,14 +20,33 @@ for bit, and ``packed_exact`` stays torch's dropout (tests/test_attention_matmul
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from pmexp.dropout.functional import dropout
 
-__all__ = ["AttentionShims", "dropout_matmul"]
+__all__ = ["AttentionShims", "dropout_matmul", "fusing", "unfused"]
+
+_FUSE = [True]  # read at each attention call: `unfused()` turns it off for an A/B comparison in one process
+
+
+def fusing() -> bool:
+    """Whether rebound eager attention fuses its dropout into the next matmul now (default True)."""
+    return _FUSE[0]
+
+
+@contextlib.contextmanager
+def unfused() -> Iterator[None]:
+    """Attention calls inside run dropout and matmul unfused (stock matmul keeping its operand)."""
+    previous, _FUSE[0] = _FUSE[0], False
+    try:
+        yield
+    finally:
+        _FUSE[0] = previous
 
 
 def _run_node(node: Any, grad: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
+from pmexp.dropout import attention_matmul
 from pmexp.dropout.attention_matmul import AttentionShims
 from pmexp.dropout.functional import check_variant, dropout
 from pmexp.dropout.fusion import fuse_residual_dropout, unfuse_residual_dropout
@@ -187,8 +188,9 @@ def _dropout_globals(function: Callable) -> list[str] | None:
 
 
 @functools.cache
-def _rebound_attention(eager: Callable, variant: str) -> Callable | None:
-    """A copy of ``eager`` whose dropout is the variant's, or None where it cannot be rebound safely."""
+def _rebound_attention(eager: Callable, variant: str, fuse: bool = True) -> Callable | None:
+    """A copy of ``eager`` whose dropout is the variant's, or None where it cannot be rebound safely.
+    ``fuse``: its dropout's output goes into the next ``torch.matmul`` without a saved copy."""
     names = _dropout_globals(eager)
     if names is None:
         return None
@@ -197,7 +199,7 @@ def _rebound_attention(eager: Callable, variant: str) -> Callable | None:
     functional = _FunctionalShim(shims.dropout)
     for name in set(names):
         scope[name] = _NnShim(functional) if scope[name] is nn else functional
-    if _calls_torch_matmul(eager):
+    if fuse and _calls_torch_matmul(eager):
         scope["torch"] = _TorchShim(shims.matmul)
     copy = types.FunctionType(eager.__code__, scope, eager.__name__, eager.__defaults__, eager.__closure__)
     copy.__kwdefaults__ = eager.__kwdefaults__
@@ -220,7 +222,7 @@ def _make_attention_function(variant: str, base: str = "eager") -> Callable:
         if not dropout:
             return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         if not torch.compiler.is_compiling():
-            rebound = _rebound_attention(eager, variant)
+            rebound = _rebound_attention(eager, variant, attention_matmul.fusing())
             if rebound is not None:
                 return rebound(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         with _RouteDropout(variant):
