@@ -7,10 +7,8 @@
 #   git checkout attention-dropout-matmul && PMEXP_COMMIT=<sha> bash runs/2026-11-30-attention-matmul/call.sh
 #   (device tool, carry .carry/whl). Merge only if tests.log passes and the fused steps keep >= 0.99x of
 #   unfused's throughput; if the memory is worth a cost, make the fusion opt-in instead.
-set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .carry/whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PMEXP_NATIVE_DIR=$PWD/.native-build
-: "${PMEXP_COMMIT:?set PMEXP_COMMIT}"
+PMEXP_WHEELS=${PMEXP_WHEELS:-.carry/whl}
+source runs/lanes.sh  # the carried wheels, PYTHONPATH, the native build dir; needs PMEXP_COMMIT
 python3 -m pmexp.dropout.native 2>&1 | tail -1
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_attention_matmul.py tests/test_surgery.py > "$OUT/tests.log" 2>&1
 tail -4 "$OUT/tests.log"
