@@ -16,7 +16,7 @@ PM_VARIANTS = [v for v in VARIANTS if v != "standard"]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu"):
+def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu", checkpointing: bool = False):
     """Loss, parameter gradients and saved-tensor stats of one step of a tiny eager BERT."""
     transformers = pytest.importorskip("transformers")
     cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
@@ -25,17 +25,20 @@ def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu"):
     model = transformers.BertForSequenceClassification(cfg).train().to(device)
     if variant != "standard":
         apply(model, variant)
+    if checkpointing:  # as memory=checkpointing does: each layer's saved tensors unpack only once
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ids = torch.randint(5, 99, (BATCH, SEQ), device=device)
     labels = torch.randint(0, 2, (BATCH,), device=device)
     torch.manual_seed(1)
     if device == "cuda":
         torch.cuda.manual_seed(1)
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast), contextlib.ExitStack() as stack:
-        if not fused:
+    with contextlib.ExitStack() as stack:
+        if not fused:  # backward too: checkpointing recomputes the forward there, and must match it
             stack.enter_context(unfused())
-        with SavedTensorAccounting(model.parameters()) as acct:
-            loss = model(input_ids=ids, labels=labels).loss
-    loss.backward()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            with SavedTensorAccounting(model.parameters()) as acct:
+                loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
     return loss.detach(), [p.grad for p in model.parameters()], acct.stats()
 
 
@@ -106,3 +109,11 @@ def test_only_a_dropout_straight_into_matmul_is_fused():
     with torch.no_grad():
         shims.dropout(probs, 0.3, True)
     assert shims._pending is None
+
+
+@pytest.mark.parametrize("variant", PM_VARIANTS)
+def test_fused_under_activation_checkpointing(variant):
+    """Recomputed layers unpack each saved tensor once: the dropout's node is run once per backward."""
+    loss_u, grads_u, _ = _bert_step(variant, False, False, checkpointing=True)
+    loss_f, grads_f, _ = _bert_step(variant, True, False, checkpointing=True)
+    assert torch.equal(loss_u, loss_f) and all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))

@@ -116,9 +116,10 @@ def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     fusion = attention_matmul.unfused if variant.startswith("unfused:") else contextlib.nullcontext
 
     def step() -> None:
-        with torch.autocast("cuda", dtype=dtype, enabled=autocast, cache_enabled=mode != "graphed"), fusion():
-            loss = forward(**inputs).loss
-        loss.backward()
+        with fusion():  # backward too: a checkpointed layer recomputes its forward there
+            with torch.autocast("cuda", dtype=dtype, enabled=autocast, cache_enabled=mode != "graphed"):
+                loss = forward(**inputs).loss
+            loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=mode != "graphed")
 

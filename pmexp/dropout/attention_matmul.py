@@ -41,7 +41,10 @@ def fusing() -> bool:
 
 @contextlib.contextmanager
 def unfused() -> Iterator[None]:
-    """Attention calls inside run dropout and matmul unfused (stock matmul keeping its operand)."""
+    """Attention calls inside run dropout and matmul unfused (stock matmul keeping its operand).
+
+    Wrap backward too where layers are checkpointed: their forward is recomputed there and must
+    take the same path as the first time."""
     previous, _FUSE[0] = _FUSE[0], False
     try:
         yield
@@ -68,13 +71,17 @@ class _DroppedMatmul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         probs, value = ctx.saved_tensors
+        # The dropout's node runs once (under activation checkpointing its saved tensors unpack only
+        # once): on ones it gives mask * scale, which then rebuilds the operand and masks the gradient,
+        # each product rounded as the node's own (x * 1 * scale is x * scale).
+        keep_scale = _run_node(ctx.node, torch.ones_like(probs))
         grad_probs = grad_value = None
         if ctx.needs_input_grad[1]:  # the stock matmul's operand: the dropped probabilities in its dtype
-            dropped = _run_node(ctx.node, probs.detach()).to(grad.dtype)
+            dropped = (probs.detach() * keep_scale).to(grad.dtype)
             grad_value = torch.matmul(dropped.transpose(-1, -2), grad).to(value.dtype)
         if ctx.needs_input_grad[0]:
             grad_dropped = torch.matmul(grad, value.to(grad.dtype).transpose(-1, -2)).to(ctx.dropped_dtype)
-            grad_probs = _run_node(ctx.node, grad_dropped)
+            grad_probs = grad_dropped * keep_scale
         return grad_probs, grad_value, None, None
 
 
