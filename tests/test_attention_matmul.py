@@ -117,3 +117,26 @@ def test_fused_under_activation_checkpointing(variant):
     loss_u, grads_u, _ = _bert_step(variant, False, False, checkpointing=True)
     loss_f, grads_f, _ = _bert_step(variant, True, False, checkpointing=True)
     assert torch.equal(loss_u, loss_f) and all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))
+
+
+def test_a_python_dropout_node_is_anchored_outside_backward_graph():
+    """On torch 2.11 a Python Function's node dies with its last output, freeing its saved mask: the
+    fused matmul holds a tiny tensor whose graph reaches it, and not as an input (the engine would
+    then run the node a second time). A C++ node (the CUDA native path) needs no anchor."""
+    from pmexp.dropout.attention_matmul import _node_anchor
+
+    scores, value = _probs_and_value()
+    probs = scores.softmax(-1)
+    dropped = dropout(probs, 0.3, True, "packed_exact")  # a Python Function on the CPU
+    anchor = _node_anchor(dropped)
+    reached, frontier = set(), [anchor.grad_fn]
+    while frontier:
+        node = frontier.pop()
+        if node is not None and id(node) not in reached:
+            reached.add(id(node))
+            frontier.extend(next_node for next_node, _ in node.next_functions)
+    assert id(dropped.grad_fn) in reached and anchor.numel() == 1
+    fused = AttentionShims("packed_exact")
+    out = fused.matmul(fused.dropout(probs, 0.3, True), value)
+    inputs = {id(next_node) for next_node, _ in out.grad_fn.next_functions if next_node is not None}
+    assert len(inputs) == 2  # probs' (softmax) and value's nodes: no edge to the dropout's

@@ -52,6 +52,16 @@ def unfused() -> Iterator[None]:
         _FUSE[0] = previous
 
 
+def _node_anchor(dropped: torch.Tensor) -> torch.Tensor | None:
+    """A one-element tensor whose graph reaches ``dropped``'s node, where that node is a Python
+    Function's: on torch 2.11 such a node dies with its last output tensor and frees its saved tensors
+    (backward then raises; the H200's tests caught it), while a C++ node lives as long as its Python
+    handle. Costs two host ops and a 1-element copy, on the Python-Function paths only."""
+    if not hasattr(dropped.grad_fn, "_forward_cls"):
+        return None
+    return dropped.as_strided((1,), (1,)).clone()
+
+
 def _run_node(node: Any, grad: torch.Tensor) -> torch.Tensor:
     """Apply an autograd node's backward to ``grad``: a dropout node maps x to ``x * mask * scale``."""
     out = node.apply(grad) if hasattr(node, "_forward_cls") else node(grad)  # Python Function / C++ node
@@ -62,9 +72,12 @@ class _DroppedMatmul(torch.autograd.Function):
     """``dropped @ value`` that keeps ``probs`` and the dropout's node instead of ``dropped``."""
 
     @staticmethod
-    def forward(ctx, probs: torch.Tensor, value: torch.Tensor, dropped: torch.Tensor, node: Any) -> torch.Tensor:
+    def forward(ctx, probs: torch.Tensor, value: torch.Tensor, dropped: torch.Tensor,
+                node_and_anchor: tuple[Any, torch.Tensor | None]) -> torch.Tensor:
+        # node and anchor come in a tuple: apply() makes every tensor argument an input, and an input
+        # anchor would put the dropout's node in backward's graph (run twice, by us and the engine).
         out = torch.matmul(dropped, value)  # autocast, if on, casts here exactly as for the stock matmul
-        ctx.node, ctx.dropped_dtype = node, dropped.dtype
+        (ctx.node, ctx.anchor), ctx.dropped_dtype = node_and_anchor, dropped.dtype
         ctx.save_for_backward(probs, value)
         return out
 
@@ -75,6 +88,7 @@ class _DroppedMatmul(torch.autograd.Function):
         # once): on ones it gives mask * scale, which then rebuilds the operand and masks the gradient,
         # each product rounded as the node's own (x * 1 * scale is x * scale).
         keep_scale = _run_node(ctx.node, torch.ones_like(probs))
+        ctx.node = ctx.anchor = None  # the dropout's node and its saved mask go now, not with the graph
         grad_probs = grad_value = None
         if ctx.needs_input_grad[1]:  # the stock matmul's operand: the dropped probabilities in its dtype
             dropped = (probs.detach() * keep_scale).to(grad.dtype)
@@ -83,6 +97,10 @@ class _DroppedMatmul(torch.autograd.Function):
             grad_dropped = torch.matmul(grad, value.to(grad.dtype).transpose(-1, -2)).to(ctx.dropped_dtype)
             grad_probs = grad_dropped * keep_scale
         return grad_probs, grad_value, None, None
+
+
+def _dropped_matmul(probs: torch.Tensor, value: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor:
+    return _DroppedMatmul.apply(probs, value, dropped.detach(), (dropped.grad_fn, _node_anchor(dropped)))
 
 
 def _fusable(dropped: torch.Tensor, value: Any) -> bool:
@@ -99,7 +117,7 @@ def dropout_matmul(probs: torch.Tensor, value: torch.Tensor, p: float, training:
     dropped = dropout(probs, p, training, variant)
     if dropped is probs or not torch.is_grad_enabled() or not _fusable(dropped, value):
         return torch.matmul(dropped, value), dropped
-    return _DroppedMatmul.apply(probs, value, dropped.detach(), dropped.grad_fn), dropped
+    return _dropped_matmul(probs, value, dropped), dropped
 
 
 class AttentionShims:
@@ -126,4 +144,4 @@ class AttentionShims:
         pending, self._pending = self._pending, None
         if pending is None or kwargs or a is not pending[0]() or not torch.is_grad_enabled() or not _fusable(a, b):
             return torch.matmul(a, b, **kwargs)
-        return _DroppedMatmul.apply(pending[1], b, a.detach(), a.grad_fn)
+        return _dropped_matmul(pending[1], b, a)
