@@ -140,3 +140,15 @@ def test_a_python_dropout_node_is_anchored_outside_backward_graph():
     out = fused.matmul(fused.dropout(probs, 0.3, True), value)
     inputs = {id(next_node) for next_node, _ in out.grad_fn.next_functions if next_node is not None}
     assert len(inputs) == 2  # probs' (softmax) and value's nodes: no edge to the dropout's
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the kernel path is CUDA's")
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_cuda_packed_and_seeded_take_the_kernel_path(variant):
+    """On CUDA the matmul keeps the mask itself (bits or seed) and rebuilds its operand by one kernel."""
+    scores, value = (t.detach().cuda().requires_grad_() for t in _probs_and_value())
+    shims = AttentionShims(variant)
+    out = shims.matmul(shims.dropout(scores.softmax(-1), 0.3, True), value)
+    assert type(out.grad_fn).__name__ == "_MaskedMatmulBackward"
+    out.sum().backward()
+    assert scores.grad is not None and value.grad is not None

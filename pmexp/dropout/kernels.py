@@ -120,13 +120,15 @@ def _identity(kernel):
 
 
 def forward(
-    x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: bool, wrap=_identity
+    x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: bool, wrap=_identity,
+    out_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the fused forward: eager with an int seed; traced (``wrap_triton``) with a 1-element
-    int64 seed tensor on the device. The same seed value gives the same mask either way."""
+    int64 seed tensor on the device. The same seed value gives the same mask either way. ``y`` is
+    computed in ``x``'s precision and stored as ``out_dtype`` (default ``x``'s): a cast for free."""
     x = x.contiguous()
     n = x.numel()
-    y = torch.empty_like(x)
+    y = torch.empty_like(x, dtype=out_dtype)
     bits = torch.empty((n + 7) // 8 if store_bits else 0, dtype=torch.uint8, device=x.device)
     if n:
         wrap(_fwd_kernel)[(triton.cdiv(n, TILE),)](
@@ -146,11 +148,13 @@ def forward(
     return y, bits
 
 
-def backward(grad: torch.Tensor, bits: torch.Tensor, p: float, wrap=_identity) -> torch.Tensor:
-    """Launch the bits backward directly: ``grad * keep / (1 - p)``."""
+def backward(
+    grad: torch.Tensor, bits: torch.Tensor, p: float, wrap=_identity, out_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Launch the bits backward directly: ``grad * keep / (1 - p)``, stored as ``out_dtype`` (default grad's)."""
     grad = grad.contiguous()
     n = grad.numel()
-    dx = torch.empty_like(grad)
+    dx = torch.empty_like(grad, dtype=out_dtype)
     if n:
         wrap(_bwd_bits_kernel)[(triton.cdiv((n + 7) // 8, _BWD_BYTES),)](
             grad, dx, bits, n, 1.0 / (1.0 - p), BYTES=_BWD_BYTES, COMPUTE=_compute_dtype(grad)
