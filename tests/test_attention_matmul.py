@@ -152,3 +152,27 @@ def test_cuda_packed_and_seeded_take_the_kernel_path(variant):
     assert type(out.grad_fn).__name__ == "_MaskedMatmulBackward"
     out.sum().backward()
     assert scores.grad is not None and value.grad is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_cuda_graph_replays_of_the_kernel_path_draw_fresh_masks(variant):
+    """Graphed, the fused path draws its seed on the device: a fresh mask each replay, and backward
+    (value = identity, so the output is the dropped probabilities) uses that replay's mask."""
+    seq = 256
+    probs = (torch.rand(2, 4, seq, seq, device="cuda") + 0.5).requires_grad_(True)
+    value = torch.eye(seq, device="cuda").expand(2, 4, seq, seq).contiguous().requires_grad_(True)
+
+    def attention(probs, value):
+        shims = AttentionShims(variant)
+        return shims.matmul(shims.dropout(probs, 0.25, True), value)
+
+    graphed = torch.cuda.make_graphed_callables(attention, (probs, value))
+    masks = []
+    for _ in range(3):
+        p_in = probs.detach().clone().requires_grad_(True)
+        out = graphed(p_in, value)
+        out.backward(torch.ones_like(out))
+        assert torch.equal(out != 0, p_in.grad != 0)  # backward used this replay's forward mask
+        masks.append((out != 0).clone())
+    assert not torch.equal(masks[0], masks[1]) and not torch.equal(masks[1], masks[2])

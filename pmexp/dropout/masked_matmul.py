@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from pmexp.dropout.functional import _draw_seed, _kernels
+from pmexp.dropout.functional import _draw_seed, _kernels, _uses_kernel
 
 __all__ = ["applies", "is_masked", "masked_dropout", "masked_matmul"]
 
@@ -27,8 +27,7 @@ Mask = tuple[torch.Tensor | int, torch.Tensor | None]  # (seed, bits): bits None
 
 def applies(x: torch.Tensor, variant: str, p: float) -> bool:
     """Whether ``x``'s dropout can run here: eager CUDA, packed or seeded, a kernel dtype, 0 < p < 1."""
-    return (variant in _VARIANTS and x.is_cuda and 0.0 < p < 1.0 and not torch.compiler.is_compiling()
-            and x.dtype in _kernels().KERNEL_DTYPES)
+    return variant in _VARIANTS and 0.0 < p < 1.0 and not torch.compiler.is_compiling() and _uses_kernel(x)
 
 
 def _apply_mask(t: torch.Tensor, mask: Mask, p: float, out_dtype: torch.dtype) -> torch.Tensor:
