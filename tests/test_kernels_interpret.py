@@ -99,3 +99,39 @@ def test_bits_backward_rounds_once_to_the_output_dtype(dtype, out_dtype):
         assert torch.equal(got, want)
     else:  # one rounding to 16 bits; the interpreter's numpy cast may differ by 1 ulp from torch's
         torch.testing.assert_close(got, want, rtol=2**-7, atol=0)
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_masked_matmul_is_the_unfused_dropout_then_matmul(variant):
+    """CUDA's fused attention path (pmexp.dropout.masked_matmul) on CPU tensors: the same loss and
+    gradients bit for bit in float32 (each value rounded as unfused rounds it), and the matmul keeps
+    probs (softmax's tensor) and the mask, not a copy of the dropped probabilities."""
+    from pmexp.dropout import masked_matmul as mm
+    from pmexp.masks import saved_tensor_bytes
+
+    torch.manual_seed(3)
+    scores = torch.randn(2, 3, 40, 40, requires_grad=True)
+    value = torch.randn(2, 3, 40, 8, requires_grad=True)
+    weight = torch.randn(2, 3, 40, 8)
+
+    def step(fused: bool):
+        torch.manual_seed(7)  # the seed each dropout draws
+        probs = scores.softmax(-1)
+        dropped = mm.masked_dropout(probs, 0.3, variant)
+        out = mm.masked_matmul(probs, value, dropped) if fused else torch.matmul(dropped, value)
+        loss = (out * weight).sum()
+        grads = torch.autograd.grad(loss, (scores, value))
+        return loss, grads
+
+    (loss_u, grads_u), (loss_f, grads_f) = step(False), step(True)
+    assert torch.equal(loss_u, loss_f) and all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))
+
+    def saved(fused: bool) -> int:
+        def forward():  # softmax keeps probs either way; unfused, the matmul keeps its own copy of dropped
+            probs = scores.softmax(-1)
+            dropped = mm.masked_dropout(probs, 0.3, variant)
+            return mm.masked_matmul(probs, value, dropped) if fused else torch.matmul(dropped, value)
+
+        return saved_tensor_bytes(forward)["saved_total_bytes"]
+
+    assert saved(False) - saved(True) == 2 * 3 * 40 * 40 * 4  # exactly one float32 tensor of probs' size

@@ -23,12 +23,15 @@ a back-to-back loop (``triton.testing.do_bench``), forward and backward.
 A variant ``tempo:<v>`` is dropout ``<v>`` with Tempo's layers on top (``pmexp.tempo.apply`` after
 ``pmexp.dropout.apply``, the trainer's ``memory=tempo`` order); its ratio is against plain
 ``standard``, i.e. against ``memory=none`` at the same batch. Eager attention only.
+A variant ``unfused:<v>`` runs ``<v>`` with eager attention's dropout and matmul unfused (the matmul
+keeps its copy of the dropped probabilities; :mod:`pmexp.dropout.attention_matmul`), to price the fusion.
 Writes ``step.json`` / ``step.md`` under ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import statistics
 import time
@@ -39,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from pmexp.bench.dropout import report
-from pmexp.dropout import apply, dropout, native
+from pmexp.dropout import apply, attention_matmul, dropout, native
 from pmexp.dropout import functional as fn
 from pmexp.experiment.envinfo import env_info
 from pmexp.experiment.models import apply_tempo
@@ -48,6 +51,7 @@ __all__ = ["CELLS", "run", "main"]
 
 VARIANTS = ("standard", "packed", "seeded", "packed_exact")
 TEMPO_VARIANTS = ("tempo:standard", "tempo:packed", "tempo:seeded")
+UNFUSED_VARIANTS = ("unfused:packed", "unfused:seeded", "unfused:packed_exact")
 MODES = ("eager", "compiled", "graphed")
 _BERT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
 CELLS = {  # name: (BertConfig keywords, dtype, seq_len, batch, attention)
@@ -85,7 +89,7 @@ def _build_model(cell: str, name: str):
                                      attn_implementation=attention, **config_kw)
     with torch.device("cuda"):  # initialised on the GPU: seconds instead of a CPU init of 335M parameters
         model = transformers.BertForSequenceClassification(config).train()
-    memory, variant = split_variant(name)
+    memory, variant = split_variant(name)  # "unfused" is not a memory option: make_step handles it
     apply(model, variant)
     if memory == "tempo":
         if attention != "eager":
@@ -109,10 +113,13 @@ def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
                                   foreach=True)
     forward = torch.compile(model) if mode == "compiled" else model
 
+    fusion = attention_matmul.unfused if variant.startswith("unfused:") else contextlib.nullcontext
+
     def step() -> None:
-        with torch.autocast("cuda", dtype=dtype, enabled=autocast, cache_enabled=mode != "graphed"):
-            loss = forward(**inputs).loss
-        loss.backward()
+        with fusion():  # backward too: a checkpointed layer recomputes its forward there
+            with torch.autocast("cuda", dtype=dtype, enabled=autocast, cache_enabled=mode != "graphed"):
+                loss = forward(**inputs).loss
+            loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=mode != "graphed")
 
@@ -319,7 +326,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", nargs="+", default=["host", "op", "step"], choices=["host", "op", "step"])
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS + TEMPO_VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                        choices=list(VARIANTS + TEMPO_VARIANTS + UNFUSED_VARIANTS))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None)

@@ -120,13 +120,15 @@ def _identity(kernel):
 
 
 def forward(
-    x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: bool, wrap=_identity
+    x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bits: bool, wrap=_identity,
+    out_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the fused forward: eager with an int seed; traced (``wrap_triton``) with a 1-element
-    int64 seed tensor on the device. The same seed value gives the same mask either way."""
+    int64 seed tensor on the device. The same seed value gives the same mask either way. ``y`` is
+    computed in ``x``'s precision and stored as ``out_dtype`` (default ``x``'s): a cast for free."""
     x = x.contiguous()
     n = x.numel()
-    y = torch.empty_like(x)
+    y = torch.empty_like(x, dtype=out_dtype)
     bits = torch.empty((n + 7) // 8 if store_bits else 0, dtype=torch.uint8, device=x.device)
     if n:
         wrap(_fwd_kernel)[(triton.cdiv(n, TILE),)](

@@ -44,6 +44,8 @@ from torch import nn
 from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
+from pmexp.dropout import attention_matmul
+from pmexp.dropout.attention_matmul import AttentionShims
 from pmexp.dropout.functional import check_variant, dropout
 from pmexp.dropout.fusion import fuse_residual_dropout, unfuse_residual_dropout
 from pmexp.dropout.module import PackedDropout
@@ -129,10 +131,10 @@ def _routed(variant: str, input, p: float = 0.5, training: bool = True, inplace:
 
 
 class _FunctionalShim:
-    """``torch.nn.functional`` with ``dropout`` replaced by a variant (every other name passes through)."""
+    """``torch.nn.functional`` with ``dropout`` replaced (every other name passes through)."""
 
-    def __init__(self, variant: str) -> None:
-        self.dropout = functools.partial(_routed, variant)
+    def __init__(self, dropout: Callable) -> None:
+        self.dropout = dropout
 
     def __getattr__(self, name: str) -> Any:
         return getattr(F, name)
@@ -141,11 +143,29 @@ class _FunctionalShim:
 class _NnShim:
     """``torch.nn`` whose ``functional`` is a :class:`_FunctionalShim`."""
 
-    def __init__(self, variant: str) -> None:
-        self.functional = _FunctionalShim(variant)
+    def __init__(self, functional: _FunctionalShim) -> None:
+        self.functional = functional
 
     def __getattr__(self, name: str) -> Any:
         return getattr(nn, name)
+
+
+class _TorchShim:
+    """``torch`` with ``matmul`` replaced (every other name passes through)."""
+
+    def __init__(self, matmul: Callable) -> None:
+        self.matmul = matmul
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+
+def _calls_torch_matmul(function: Callable) -> bool:
+    """Whether ``function`` calls ``torch.matmul`` through its global ``torch``."""
+    ops = list(dis.get_instructions(function))
+    return function.__globals__.get("torch") is torch and any(
+        a.opname == "LOAD_GLOBAL" and a.argval == "torch" and b.opname in ("LOAD_ATTR", "LOAD_METHOD")
+        and b.argval == "matmul" for a, b in zip(ops, ops[1:], strict=False))
 
 
 def _dropout_globals(function: Callable) -> list[str] | None:
@@ -168,14 +188,19 @@ def _dropout_globals(function: Callable) -> list[str] | None:
 
 
 @functools.cache
-def _rebound_attention(eager: Callable, variant: str) -> Callable | None:
-    """A copy of ``eager`` whose dropout is the variant's, or None where it cannot be rebound safely."""
+def _rebound_attention(eager: Callable, variant: str, fuse: bool = True) -> Callable | None:
+    """A copy of ``eager`` whose dropout is the variant's, or None where it cannot be rebound safely.
+    ``fuse``: its dropout's output goes into the next ``torch.matmul`` without a saved copy."""
     names = _dropout_globals(eager)
     if names is None:
         return None
     scope = dict(eager.__globals__)
+    shims = AttentionShims(variant)  # dropout, and the matmul right after it without its saved copy
+    functional = _FunctionalShim(shims.dropout)
     for name in set(names):
-        scope[name] = _NnShim(variant) if scope[name] is nn else _FunctionalShim(variant)
+        scope[name] = _NnShim(functional) if scope[name] is nn else functional
+    if fuse and _calls_torch_matmul(eager):
+        scope["torch"] = _TorchShim(shims.matmul)
     copy = types.FunctionType(eager.__code__, scope, eager.__name__, eager.__defaults__, eager.__closure__)
     copy.__kwdefaults__ = eager.__kwdefaults__
     return copy
@@ -197,7 +222,7 @@ def _make_attention_function(variant: str, base: str = "eager") -> Callable:
         if not dropout:
             return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         if not torch.compiler.is_compiling():
-            rebound = _rebound_attention(eager, variant)
+            rebound = _rebound_attention(eager, variant, attention_matmul.fusing())
             if rebound is not None:
                 return rebound(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         with _RouteDropout(variant):

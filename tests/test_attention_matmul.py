@@ -1,0 +1,178 @@
+"""Eager attention's dropout -> matmul without matmul's copy of the dropped probabilities (CPU; CUDA where present)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+from pmexp.dropout import VARIANTS, apply, dropout
+from pmexp.dropout.attention_matmul import AttentionShims, unfused
+from pmexp.masks import SavedTensorAccounting
+
+LAYERS, HEADS, SEQ, BATCH = 2, 4, 64, 4
+PM_VARIANTS = [v for v in VARIANTS if v != "standard"]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu", checkpointing: bool = False):
+    """Loss, parameter gradients and saved-tensor stats of one step of a tiny eager BERT."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                  intermediate_size=128, attn_implementation="eager")
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(cfg).train().to(device)
+    if variant != "standard":
+        apply(model, variant)
+    if checkpointing:  # as memory=checkpointing does: each layer's saved tensors unpack only once
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    ids = torch.randint(5, 99, (BATCH, SEQ), device=device)
+    labels = torch.randint(0, 2, (BATCH,), device=device)
+    torch.manual_seed(1)
+    if device == "cuda":
+        torch.cuda.manual_seed(1)
+    with contextlib.ExitStack() as stack:
+        if not fused:  # backward too: checkpointing recomputes the forward there, and must match it
+            stack.enter_context(unfused())
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
+            with SavedTensorAccounting(model.parameters()) as acct:
+                loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+    return loss.detach(), [p.grad for p in model.parameters()], acct.stats()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("autocast", [False, True])
+@pytest.mark.parametrize("variant", PM_VARIANTS)
+def test_fused_gradients_are_the_unfused_ones_and_one_tensor_per_layer_is_gone(variant, autocast, device):
+    """Same masks (same seed), same arithmetic: identical loss and gradients; the saved bytes drop by
+    exactly matmul's operand copy, layers x batch x heads x seq^2 elements of the matmul's dtype."""
+    loss_u, grads_u, saved_u = _bert_step(variant, False, autocast, device)
+    loss_f, grads_f, saved_f = _bert_step(variant, True, autocast, device)
+    assert torch.equal(loss_u, loss_f)
+    assert all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))
+    operand = 2 if autocast else 4  # bytes: the bf16 copy autocast's matmul keeps, else float32
+    copy = LAYERS * BATCH * HEADS * SEQ * SEQ * operand
+    assert saved_u["saved_total_bytes"] - saved_f["saved_total_bytes"] == copy
+
+
+def test_packed_exact_fused_is_still_torch_dropout_bit_for_bit():
+    loss_s, grads_s, _ = _bert_step("standard", False, False)
+    loss_f, grads_f, _ = _bert_step("packed_exact", True, False)
+    assert torch.equal(loss_s, loss_f) and all(torch.equal(a, b) for a, b in zip(grads_s, grads_f, strict=True))
+
+
+def _probs_and_value():
+    torch.manual_seed(2)
+    scores = torch.randn(2, 3, 8, 8, requires_grad=True)
+    value = torch.randn(2, 3, 8, 5, requires_grad=True)
+    return scores, value
+
+
+@pytest.mark.parametrize("variant", PM_VARIANTS)
+def test_dropped_probabilities_used_again_still_get_their_gradient(variant):
+    """The weights handed out (output_attentions) keep their own gradient path: used in the loss too,
+    they add their share (or backward raises, where the dropout's node was freed first: never silent),
+    equal to the unfused gradient up to the order of one addition."""
+    grads = []
+    for fused in (False, True):
+        scores, value = _probs_and_value()
+        probs = scores.softmax(-1)
+        torch.manual_seed(3)
+        if fused:
+            shims = AttentionShims(variant)
+            dropped = shims.dropout(probs, 0.3, True)
+            out = shims.matmul(dropped, value)
+            assert type(out.grad_fn).__name__ == "_DroppedMatmulBackward"
+        else:
+            dropped = dropout(probs, 0.3, True, variant)
+            out = torch.matmul(dropped, value)
+        (out.sin().sum() + (dropped * dropped).sum()).backward()
+        grads.append((scores.grad, value.grad))
+    assert torch.equal(grads[0][1], grads[1][1])  # value's: the same dropped operand, the same matmul
+    # probs' two gradients meet before the mask (unfused: (a + b) * m * s) or after it (fused:
+    # a * m * s + b * m * s): a rounding or two per element, then softmax's backward (rows of
+    # p * (g - sum(g * p)): at most 2x in size). 8 float32 eps of the largest gradient bounds it.
+    bound = 8 * torch.finfo(torch.float32).eps * grads[0][0].abs().max().item()
+    assert (grads[0][0] - grads[1][0]).abs().max().item() <= bound
+
+
+def test_only_a_dropout_straight_into_matmul_is_fused():
+    scores, value = _probs_and_value()
+    probs = scores.softmax(-1)
+    shims = AttentionShims("packed")
+    assert type(shims.matmul(probs, value).grad_fn).__name__ != "_DroppedMatmulBackward"  # no dropout before
+    dropped = shims.dropout(probs, 0.3, True)
+    assert type(shims.matmul(dropped * 2, value).grad_fn).__name__ != "_DroppedMatmulBackward"  # not its output
+    assert shims.dropout(probs, 0.3, False) is probs and shims._pending is None  # eval: nothing to fuse
+    with torch.no_grad():
+        shims.dropout(probs, 0.3, True)
+    assert shims._pending is None
+
+
+@pytest.mark.parametrize("variant", PM_VARIANTS)
+def test_fused_under_activation_checkpointing(variant):
+    """Recomputed layers unpack each saved tensor once: the dropout's node is run once per backward."""
+    loss_u, grads_u, _ = _bert_step(variant, False, False, checkpointing=True)
+    loss_f, grads_f, _ = _bert_step(variant, True, False, checkpointing=True)
+    assert torch.equal(loss_u, loss_f) and all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))
+
+
+def test_a_python_dropout_node_is_anchored_outside_backward_graph():
+    """On torch 2.11 a Python Function's node dies with its last output, freeing its saved mask: the
+    fused matmul holds a tiny tensor whose graph reaches it, and not as an input (the engine would
+    then run the node a second time). A C++ node (the CUDA native path) needs no anchor."""
+    from pmexp.dropout.attention_matmul import _node_anchor
+
+    scores, value = _probs_and_value()
+    probs = scores.softmax(-1)
+    dropped = dropout(probs, 0.3, True, "packed_exact")  # a Python Function on the CPU
+    anchor = _node_anchor(dropped)
+    reached, frontier = set(), [anchor.grad_fn]
+    while frontier:
+        node = frontier.pop()
+        if node is not None and id(node) not in reached:
+            reached.add(id(node))
+            frontier.extend(next_node for next_node, _ in node.next_functions)
+    assert id(dropped.grad_fn) in reached and anchor.numel() == 1
+    fused = AttentionShims("packed_exact")
+    out = fused.matmul(fused.dropout(probs, 0.3, True), value)
+    inputs = {id(next_node) for next_node, _ in out.grad_fn.next_functions if next_node is not None}
+    assert len(inputs) == 2  # probs' (softmax) and value's nodes: no edge to the dropout's
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the kernel path is CUDA's")
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_cuda_packed_and_seeded_take_the_kernel_path(variant):
+    """On CUDA the matmul keeps the mask itself (bits or seed) and rebuilds its operand by one kernel."""
+    scores, value = (t.detach().cuda().requires_grad_() for t in _probs_and_value())
+    shims = AttentionShims(variant)
+    out = shims.matmul(shims.dropout(scores.softmax(-1), 0.3, True), value)
+    assert type(out.grad_fn).__name__ == "_MaskedMatmulBackward"
+    out.sum().backward()
+    assert scores.grad is not None and value.grad is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs")
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_cuda_graph_replays_of_the_kernel_path_draw_fresh_masks(variant):
+    """Graphed, the fused path draws its seed on the device: a fresh mask each replay, and backward
+    (value = identity, so the output is the dropped probabilities) uses that replay's mask."""
+    seq = 256
+    probs = (torch.rand(2, 4, seq, seq, device="cuda") + 0.5).requires_grad_(True)
+    value = torch.eye(seq, device="cuda").expand(2, 4, seq, seq).contiguous().requires_grad_(True)
+
+    def attention(probs, value):
+        shims = AttentionShims(variant)
+        return shims.matmul(shims.dropout(probs, 0.25, True), value)
+
+    graphed = torch.cuda.make_graphed_callables(attention, (probs, value))
+    masks = []
+    for _ in range(3):
+        p_in = probs.detach().clone().requires_grad_(True)
+        out = graphed(p_in, value)
+        out.backward(torch.ones_like(out))
+        assert torch.equal(out != 0, p_in.grad != 0)  # backward used this replay's forward mask
+        masks.append((out != 0).clone())
+    assert not torch.equal(masks[0], masks[1]) and not torch.equal(masks[1], masks[2])
