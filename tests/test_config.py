@@ -120,6 +120,7 @@ def test_typo_inside_a_yaml_file_fails_validation_naming_the_key():
     ("model.config.hidden_dropout_prob=2", "model.config.hidden_dropout_prob"),
     ("dropout.variant=packedd", "dropout.variant"),
     ("dropout.targets=[hiden]", "dropout.targets"),
+    ("dropout.fuse=maybe", "dropout.fuse"),
     ("seq_len=0", "seq_len"),
     ("trainer.batch_size=abc", "trainer.batch_size"),
     ("trainer.lr=0", "trainer.lr"),

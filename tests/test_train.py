@@ -104,7 +104,8 @@ def test_other_architectures_run_with_a_packed_variant(make_cfg, tiny):
     ["trainer.checkpointing=true", "dropout=seeded"],
     ["attention=sdpa", "dropout=packed"],
     ["trainer.grad_accum=2", "trainer.max_grad_norm=null", "trainer.eval=false", "trainer.probe=false"],
-], ids=["bf16", "fp16-gradscaler", "checkpointing", "sdpa", "accum-noclip-noeval"])
+    ["attention=eager", "dropout=packed", "dropout.fuse=false"],
+], ids=["bf16", "fp16-gradscaler", "checkpointing", "sdpa", "accum-noclip-noeval", "unfused"])
 def test_loop_options_run(make_cfg, overrides):
     record = train(make_cfg(*overrides))
     assert record["status"] == "ok", record["traceback"]
@@ -113,6 +114,10 @@ def test_loop_options_run(make_cfg, overrides):
         assert report["attention_covered"] and report["attention_implementation"] == "pmexp_sdpa_packed"
     if "trainer.eval=false" in overrides:
         assert record["summary"]["eval_loss"] is None and record["summary"]["saved_total_bytes"] is None
+    if "dropout.fuse=false" in overrides:  # the variant alone: no residual or attention-matmul fusion
+        report = record["dropout_report"]
+        assert record["summary"]["fuse"] is False and not report["fused_residual"]
+        assert not report["fused_attention_matmul"] and report["attention_implementation"] == "pmexp_packed_unfused"
 
 
 def test_random_init_extends_positions_beyond_512(make_cfg):

@@ -10,8 +10,10 @@ dropout's own node to rebuild ``probs * mask * scale`` in backward, one elementw
 autocast that is 4 + 1/8 bytes a probability instead of packed's 4 + 1/8 + 2 (stock: 4 + 1 + 2).
 
 On CUDA, ``packed`` and ``seeded`` take :mod:`pmexp.dropout.masked_matmul` instead: the matmul keeps
-the mask itself and rebuilds its operand with one kernel (the general path here runs ~34 bytes a
-probability of extra elementwise traffic in backward: 0.84-0.89x of unfused on the H200).
+the mask itself and rebuilds its operand with one kernel (H200: 1.02-1.07x of standard's step, above
+unfused). Other CUDA dropouts (``packed_exact``) stay unfused: the general path here runs ~34 bytes a
+probability of extra elementwise traffic in backward, 0.84-0.89x of unfused steps on the H200
+(runs/2026-11-30-attention-matmul/general_path); on the CPU it runs, for the memory.
 
 Where it applies: the rebound eager attention function of :mod:`pmexp.dropout.surgery` (eager mode
 only), when the dropout's output goes straight into ``torch.matmul`` with an operand of the same
@@ -144,7 +146,10 @@ class AttentionShims:
             out = masked_matmul.masked_dropout(input, p, self.variant)  # CUDA: the matmul keeps its mask
         else:
             out = dropout(input, p, training, self.variant)
-        fusable = out is not input and out.grad_fn is not None and torch.is_grad_enabled()
+        # CUDA without the kernel path (packed_exact, or no triton): the general path's extra passes
+        # cost 11-16% of an H200 step (runs/2026-11-30-attention-matmul), too much for its memory
+        fusable = out is not input and out.grad_fn is not None and torch.is_grad_enabled() and (
+            masked_matmul.is_masked(out) or not input.is_cuda)
         self._pending = (weakref.ref(out), input) if fusable else None
         return out
 

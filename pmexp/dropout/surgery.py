@@ -81,6 +81,7 @@ class SurgeryReport:
     attention_covered: bool = False
     attention_reason: str = ""
     fused_residual: list[str] = field(default_factory=list)
+    fused_attention_matmul: bool = False  # eager attention's dropout -> matmul keeps no dropped copy
     kernels: str = "torch"  # packed/seeded on CUDA: native (C++) or triton; cpu without CUDA
 
     @property
@@ -93,13 +94,16 @@ class SurgeryReport:
     def __str__(self) -> str:
         covered = "covered" if self.attention_covered else "not covered"
         fused = f" ({len(self.fused_residual)} fused with their residual add)" if self.fused_residual else ""
+        matmul = "; its dropout -> matmul fused" if self.fused_attention_matmul else ""
         return (f"pmexp surgery ({self.variant}): {self.replaced} dropout modules replaced{fused}; "
-                f"attention dropout {covered}: {self.attention_reason}")
+                f"attention dropout {covered}: {self.attention_reason}{matmul}")
 
 
-def attention_name(variant: str, base: str = "eager") -> str:
-    """The name under which a variant's attention function for ``base`` (eager or sdpa) is registered."""
-    return _PREFIX + variant if base == "eager" else f"{_PREFIX}{base}_{variant}"
+def attention_name(variant: str, base: str = "eager", fuse_matmul: bool = True) -> str:
+    """The name under which a variant's attention function for ``base`` (eager or sdpa) is registered
+    (``_unfused`` appended where its dropout -> matmul is not fused)."""
+    name = _PREFIX + variant if base == "eager" else f"{_PREFIX}{base}_{variant}"
+    return name if fuse_matmul else name + "_unfused"
 
 
 def _base_implementation(current: str | None) -> str | None:
@@ -211,7 +215,7 @@ def _eager_attention_of(module: nn.Module) -> Callable | None:
     return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
 
 
-def _make_attention_function(variant: str, base: str = "eager") -> Callable:
+def _make_attention_function(variant: str, base: str = "eager", fuse_matmul: bool = True) -> Callable:
     def eager_attention(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
         eager = _eager_attention_of(module)
         if eager is None:
@@ -222,7 +226,7 @@ def _make_attention_function(variant: str, base: str = "eager") -> Callable:
         if not dropout:
             return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         if not torch.compiler.is_compiling():
-            rebound = _rebound_attention(eager, variant, attention_matmul.fusing())
+            rebound = _rebound_attention(eager, variant, fuse_matmul and attention_matmul.fusing())
             if rebound is not None:
                 return rebound(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         with _RouteDropout(variant):
@@ -237,7 +241,7 @@ def _make_attention_function(variant: str, base: str = "eager") -> Callable:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
 
     attention = eager_attention if base == "eager" else sdpa_attention
-    attention.__name__ = f"{attention_name(variant, base)}_attention"
+    attention.__name__ = f"{attention_name(variant, base, fuse_matmul)}_attention"
     return attention
 
 
@@ -285,7 +289,7 @@ def register_attention(name: str, function: Callable, mask: str = "eager") -> st
     return name
 
 
-def _route_attention(model: nn.Module, variant: str) -> tuple[str | None, bool, str]:
+def _route_attention(model: nn.Module, variant: str, fuse_matmul: bool = True) -> tuple[str | None, bool, str]:
     """Switch a transformers model's attention to the variant: (implementation, covered, why)."""
     config = getattr(model, "config", None)
     current = getattr(config, "_attn_implementation", None)
@@ -305,7 +309,8 @@ def _route_attention(model: nn.Module, variant: str) -> tuple[str | None, bool, 
     if variant == "standard":
         model.set_attn_implementation(base)
         return base, False, f"standard: the model's own {base} attention and torch's dropout"
-    name = register_attention(attention_name(variant, base), _make_attention_function(variant, base), mask=base)
+    name = register_attention(attention_name(variant, base, fuse_matmul),
+                              _make_attention_function(variant, base, fuse_matmul), mask=base)
     model.set_attn_implementation(name)
     if base == "sdpa":
         return name, True, (f"sdpa attention routed through {name}: SDPA's fused kernels as before (no mask "
@@ -354,7 +359,8 @@ def _replace_dropout_modules(model: nn.Module, variant: str) -> list[str]:
 
 
 def apply(
-    model: nn.Module, variant: str, targets: Sequence[str] = TARGETS, fuse_residual: bool = True
+    model: nn.Module, variant: str, targets: Sequence[str] = TARGETS, fuse_residual: bool = True,
+    fuse_attention_matmul: bool = True,
 ) -> SurgeryReport:
     """Route ``model``'s dropout through ``variant``, in place.
 
@@ -365,6 +371,11 @@ def apply(
         fuse_residual: for ``packed`` and ``seeded`` with ``hidden`` targeted, run BERT-style
             ``dropout(dense(x)) + residual`` blocks as one dropout-add pass
             (:mod:`pmexp.dropout.fusion`; same numbers, fewer bytes and launches). Default: True.
+        fuse_attention_matmul: in eager attention (and SDPA's eager fallback), the dropout's output
+            goes into the next matmul without matmul's saved copy of it (:mod:`pmexp.dropout.attention_matmul`;
+            same numbers, one probability-sized tensor less per layer; on CUDA only for packed and
+            seeded, whose kernels make it cost nothing). False keeps what the variant alone saves
+            (its mask), e.g. to measure that. Default: True.
 
     Returns:
         A :class:`SurgeryReport`: modules replaced, whether attention dropout is covered, why.
@@ -392,8 +403,9 @@ def apply(
     else:
         unfuse_residual_dropout(model)
     if "attention" in targets:
-        impl, covered, why = _route_attention(model, variant)
+        impl, covered, why = _route_attention(model, variant, fuse_attention_matmul)
         report.attention_implementation, report.attention_covered, report.attention_reason = impl, covered, why
+        report.fused_attention_matmul = covered and fuse_attention_matmul
     else:
         report.attention_implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
         report.attention_reason = "not targeted"

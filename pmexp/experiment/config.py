@@ -83,6 +83,7 @@ class DropoutConfig:
     hooks: bool = False
     targets: list[str] = field(default_factory=lambda: list(DROPOUT_TARGETS))
     p: float | None = None
+    fuse: bool = True
 
 
 @dataclasses.dataclass

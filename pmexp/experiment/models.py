@@ -226,7 +226,9 @@ def apply_dropout(model: torch.nn.Module, dropout_cfg: DictConfig) -> dict[str, 
     if dropout_cfg.variant is None:
         return {"variant": dropout_cfg.name, "replaced": 0, "modules": [], "attention_covered": None,
                 "attention_reason": "no surgery: " + ("saved-tensor hooks" if dropout_cfg.hooks else "dropout off")}
-    report = pmdrop.apply(model, dropout_cfg.variant, targets=tuple(dropout_cfg.targets)).as_dict()
+    fuse = dropout_cfg.fuse
+    report = pmdrop.apply(model, dropout_cfg.variant, targets=tuple(dropout_cfg.targets),
+                          fuse_residual=fuse, fuse_attention_matmul=fuse).as_dict()
     log.info("dropout %s: %s module(s) replaced, attention covered: %s (%s)", dropout_cfg.variant,
              report.get("replaced"), report.get("attention_covered"), report.get("attention_reason"))
     return report

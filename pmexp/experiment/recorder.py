@@ -46,6 +46,7 @@ def config_summary(cfg: DictConfig) -> dict[str, Any]:
         attention=cfg.attention, batch_size=cfg.trainer.batch_size, seed=cfg.seed,
         compile=cfg.trainer.compile, checkpointing=cfg.trainer.checkpointing, memory=cfg.memory.name,
         targets=list(cfg.dropout.targets) if surgery else None, steps=0, strategy=cfg.trainer.strategy,
+        fuse=cfg.dropout.fuse if surgery else None,
     )
     if cfg.trainer.compile:
         summary.update(compiled_dropout="traced" if use_traced() else "custom_op",

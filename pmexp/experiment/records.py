@@ -50,8 +50,8 @@ STEPS_FILE = "steps.jsonl"
 #: What `python -m pmexp.maxbatch` writes: the result, and one line per probe.
 MAXBATCH_FILE, PROBES_FILE = "maxbatch.json", "maxbatch.jsonl"
 #: 1: records before the version existed (no `schema` key); 2: the version is written and every config key
-#: is hashed (version 1 left out the keys of `HASHED_SINCE[2]` at their defaults).
-SCHEMA_VERSION = 2
+#: is hashed (version 1 left out the keys of `HASHED_SINCE[2]` at their defaults); 3: `dropout.fuse` too.
+SCHEMA_VERSION = 3
 # diverged: the loss or gradient norm stopped being finite; invalid: the config failed validation (a multirun job)
 STATUSES = ("ok", "oom", "failed", "killed", "running", "diverged", "invalid")
 SUMMARY_KEYS = (
@@ -66,6 +66,8 @@ SUMMARY_KEYS = (
     "compiled_dropout", "compile_backend",
     # Graphs Dynamo captured and graph breaks in the first step (pmexp.experiment.compiling).
     "compile_graphs", "graph_breaks",
+    # dropout.fuse: packed/seeded ran fused with the residual add and attention's matmul (null: no surgery).
+    "fuse",
 )
 # Keys that change where or how a job is reported, not what it computes: a resumed sweep with
 # W&B switched on, or `force=true`, still matches the record it left.
@@ -75,6 +77,7 @@ HASH_EXCLUDED_KEYS = ("force", "job_dir", "logger")
 #: that older records should still match (resume) means a new version here and in SCHEMA_VERSION.
 HASHED_SINCE: dict[int, dict[tuple[str, str], Any]] = {
     2: {("trainer", "strategy"): "single", ("trainer", "compile_backend"): "inductor"},
+    3: {("dropout", "fuse"): True},
 }
 
 

@@ -19,7 +19,8 @@ __all__ = ["MEMORY_TECHNIQUES", "SETTING_KEYS", "normalise_setting", "select_con
 #: Summary fields that describe *what* was run (as opposed to what was measured).
 SETTING_KEYS: tuple[str, ...] = (
     "data", "model", "variant", "precision", "seq_len", "attention",
-    "batch_size", "compile", "checkpointing", "memory", "targets", "strategy", "world_size", "reference", "seed",
+    "batch_size", "compile", "checkpointing", "memory", "targets", "fuse", "strategy", "world_size", "reference",
+    "seed",
 )
 # Where each setting may live in the resolved config (first scalar found wins), for records whose
 # summary lacks it. `dropout.name` before `dropout.variant`: packed_hooks and none have variant null.
@@ -35,6 +36,7 @@ _CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "checkpointing": ("trainer.checkpointing",),
     "memory": ("memory.name",),
     "targets": ("dropout.targets",),
+    "fuse": (),  # in the summary only: null for no surgery and for records before dropout.fuse existed
     "strategy": ("trainer.strategy",),
     "world_size": (),  # in the summary only (torchrun's WORLD_SIZE)
     "reference": ("trainer.reference",),  # the lockstep reference (pmexp.experiment.reference); null: none
