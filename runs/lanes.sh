@@ -23,6 +23,13 @@ step() {
   echo "$name: rc=$? ${left}s-left took=$(( $(date +%s) - t0 ))s" >> "$OUT/logs/lanes.txt"
 }
 wait_lanes() { wait; cat "$OUT/logs/lanes.txt"; }
+# gate SECONDS TEST_FILES...: pytest them into $OUT/tests.log; exit the call unless they passed.
+gate() {
+  local seconds=$1; shift
+  timeout "$seconds" python3 -m pytest -q -p no:cacheprovider "$@" > "$OUT/tests.log" 2>&1
+  tail -4 "$OUT/tests.log"
+  grep -q " passed" "$OUT/tests.log" && ! grep -q -E "failed|error" "$OUT/tests.log" || { echo "tests did not pass: no bench"; exit 1; }
+}
 # One line per job record under the given folders (status, settings, peak MB, mask bytes, seq/s).
 summarize() {
   python3 - "$@" <<'PY'

@@ -16,13 +16,18 @@ PM_VARIANTS = [v for v in VARIANTS if v != "standard"]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu", checkpointing: bool = False):
-    """Loss, parameter gradients and saved-tensor stats of one step of a tiny eager BERT."""
+def _tiny_bert(device: str = "cpu"):
+    """A tiny eager-attention BERT classifier in train mode, the same weights every call."""
     transformers = pytest.importorskip("transformers")
     cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                                   intermediate_size=128, attn_implementation="eager")
     torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(cfg).train().to(device)
+    return transformers.BertForSequenceClassification(cfg).train().to(device)
+
+
+def _bert_step(variant: str, fused: bool, autocast: bool, device: str = "cpu", checkpointing: bool = False):
+    """Loss, parameter gradients and saved-tensor stats of one step of a tiny eager BERT."""
+    model = _tiny_bert(device)
     if variant != "standard":
         apply(model, variant)
     if checkpointing:  # as memory=checkpointing does: each layer's saved tensors unpack only once
@@ -113,11 +118,13 @@ def test_only_a_dropout_straight_into_matmul_is_fused():
     assert shims._pending is None
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("variant", PM_VARIANTS)
-def test_fused_under_activation_checkpointing(variant):
-    """Recomputed layers unpack each saved tensor once: the dropout's node is run once per backward."""
-    loss_u, grads_u, _ = _bert_step(variant, False, False, checkpointing=True)
-    loss_f, grads_f, _ = _bert_step(variant, True, False, checkpointing=True)
+def test_fused_under_activation_checkpointing(variant, device):
+    """Recomputed layers unpack each saved tensor once (the general path runs the dropout's node once);
+    on CUDA the kernel path's recomputed forward draws the same seed, so the same mask."""
+    loss_u, grads_u, _ = _bert_step(variant, False, False, device, checkpointing=True)
+    loss_f, grads_f, _ = _bert_step(variant, True, False, device, checkpointing=True)
     assert torch.equal(loss_u, loss_f) and all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))
 
 
@@ -182,17 +189,13 @@ def test_cuda_graph_replays_of_the_kernel_path_draw_fresh_masks(variant):
 
 def test_apply_without_the_fusion_keeps_the_matmul_copy():
     """apply(..., fuse_attention_matmul=False) measures the variant alone: the saved bytes of unfused()."""
-    transformers = pytest.importorskip("transformers")
-
     def saved(fuse: bool) -> tuple[int, object]:
-        cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-                                      intermediate_size=128, attn_implementation="eager")
-        torch.manual_seed(0)
-        model = transformers.BertForSequenceClassification(cfg).train()
+        model = _tiny_bert()
         report = apply(model, "packed", fuse_attention_matmul=fuse)
         ids = torch.randint(5, 99, (BATCH, SEQ))
         with SavedTensorAccounting(model.parameters()) as acct:
-            model(input_ids=ids, labels=torch.zeros(BATCH, dtype=torch.long)).loss
+            loss = model(input_ids=ids, labels=torch.zeros(BATCH, dtype=torch.long)).loss
+        del loss
         return acct.stats()["saved_total_bytes"], report
 
     (fused, report_f), (plain, report_u) = saved(True), saved(False)

@@ -36,7 +36,7 @@ import torch
 from pmexp.dropout import masked_matmul
 from pmexp.dropout.functional import dropout
 
-__all__ = ["AttentionShims", "dropout_matmul", "fusing", "unfused"]
+__all__ = ["AttentionShims", "fusing", "unfused"]
 
 _FUSE = [True]  # read at each attention call: `unfused()` turns it off for an A/B comparison in one process
 
@@ -115,21 +115,9 @@ def _fusable(dropped: torch.Tensor, value: Any) -> bool:
             and dropped.shape[:-2] == value.shape[:-2] and dropped.grad_fn is not None)
 
 
-def dropout_matmul(probs: torch.Tensor, value: torch.Tensor, p: float, training: bool, variant: str):
-    """``(torch.matmul(d, value), d)`` with ``d = dropout(probs, p, training, variant)``, keeping no ``d``.
-
-    ``d`` is returned for callers that hand the attention weights out (``output_attentions``); it
-    has its own gradient path, which fails loudly in backward if anything uses it for the loss.
-    """
-    dropped = dropout(probs, p, training, variant)
-    if dropped is probs or not torch.is_grad_enabled() or not _fusable(dropped, value):
-        return torch.matmul(dropped, value), dropped
-    return _dropped_matmul(probs, value, dropped), dropped
-
-
 class AttentionShims:
     """``F.dropout`` and ``torch.matmul`` for one rebound attention function: a dropout's output that
-    goes straight into the next matmul is fused (:func:`dropout_matmul`); every other call is plain.
+    goes straight into the next matmul is fused (the matmul keeps no copy of it); every other call is plain.
 
     Between a dropout and the matmul after it, holds the dropout's output by weak reference (it must
     die after the matmul) and its input by strong reference (the caller has usually dropped its name

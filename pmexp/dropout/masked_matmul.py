@@ -16,6 +16,7 @@ value is rounded as the unfused path rounds it (x * scale in float32, then to th
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from pmexp.dropout.functional import _draw_seed, _kernels, _uses_kernel
 
@@ -54,6 +55,7 @@ class _MaskedDropout(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable  # its backward is not differentiable again: say so rather than be wrong
     def backward(ctx, grad: torch.Tensor):
         seed, bits = ctx.saved_tensors
         return _apply_mask(grad, (ctx.int_seed if seed is None else seed, bits), ctx.p, grad.dtype), None, None
@@ -85,6 +87,7 @@ class _MaskedMatmul(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         probs, value, key = ctx.saved_tensors
         mask = (None, key) if ctx.packed else (key if key is not None else ctx.seed, None)
