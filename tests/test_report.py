@@ -19,6 +19,7 @@ from scipy import stats as sps
 
 from pmexp.report import EmptySweepError, SweepNotFoundError, build_report, gather_rows, settings_of
 from pmexp.report.__main__ import main
+from pmexp.report.fmt import config_label
 from pmexp.report.stats import compare_to_standard, group_rows
 
 SEEDS = (0, 1, 2)
@@ -304,6 +305,17 @@ def test_old_records_read_as_one_process_and_the_memory_technique_that_ran(memor
     s = settings_of({"summary": summary})
     assert (s["strategy"], s["world_size"]) == ("single", 1)
     assert (s["memory"], s["checkpointing"]) == (expected, expected.endswith("checkpointing"))
+
+
+def test_fuse_groups_no_surgery_options_with_the_variants() -> None:
+    """dropout=none records no fuse in its summary (no surgery): the config's value groups it with the
+    variants of its sweep; records from before the key have none anywhere and group among themselves."""
+    config = {"dropout": {"fuse": True}}
+    packed = settings_of({"summary": {**_summary("packed", 128, 0), "fuse": True}, "config": config})
+    none = settings_of({"summary": {**_summary("none", 128, 0), "fuse": None}, "config": config})
+    old = settings_of({"summary": _summary("packed", 128, 0), "config": {"dropout": {}}})
+    assert packed["fuse"] is True and none["fuse"] is True and old["fuse"] is None
+    assert "unfused" in config_label({**packed, "fuse": False}) and "unfused" not in config_label(packed)
 
 
 def test_single_process_report_has_no_rank_columns_nor_memory_table(sweep: Path) -> None:

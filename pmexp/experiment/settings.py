@@ -36,7 +36,9 @@ _CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "checkpointing": ("trainer.checkpointing",),
     "memory": ("memory.name",),
     "targets": ("dropout.targets",),
-    "fuse": (),  # in the summary only: null for no surgery and for records before dropout.fuse existed
+    # dropout=none/packed_hooks: summary null, the config's value (so they group with the variants);
+    # records from before dropout.fuse existed: null throughout (they ran without the attention fusion)
+    "fuse": ("dropout.fuse",),
     "strategy": ("trainer.strategy",),
     "world_size": (),  # in the summary only (torchrun's WORLD_SIZE)
     "reference": ("trainer.reference",),  # the lockstep reference (pmexp.experiment.reference); null: none

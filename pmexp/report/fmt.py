@@ -82,6 +82,8 @@ def config_label(settings: dict[str, Any], exclude: Iterable[str] = ("variant",)
         parts.append("ckpt")
     if "targets" not in skip and settings.get("targets"):
         parts.append(f"targets={settings['targets']}")
+    if "fuse" not in skip and settings.get("fuse") is False:
+        parts.append("unfused")  # dropout.fuse=false: the variant's mask saving alone
     if "variant" not in skip and settings.get("variant") is not None:
         parts.append(str(settings["variant"]))
     return " ".join(parts) or "(default)"
