@@ -6,6 +6,7 @@ import contextlib
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pmexp.dropout import VARIANTS, apply, dropout
 from pmexp.dropout.attention_matmul import AttentionShims, unfused
@@ -202,3 +203,35 @@ def test_apply_without_the_fusion_keeps_the_matmul_copy():
     assert report_f.fused_attention_matmul and not report_u.fused_attention_matmul
     assert report_u.attention_implementation.endswith("_unfused") and "fused" in str(report_f)
     assert plain - fused == LAYERS * BATCH * HEADS * SEQ * SEQ * 4  # the float32 copy per layer
+
+
+def _einsum_attention(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
+    weights = F.dropout(torch.einsum("bhqd,bhkd->bhqk", query, key).softmax(-1), p=dropout, training=True)
+    return torch.einsum("bhqk,bhkd->bhqd", weights, value), weights
+
+
+def test_an_attention_without_torch_matmul_keeps_nothing_after_the_call():
+    """Its dropout is the variant's, unfused: nothing holds its probabilities for a matmul that never comes."""
+    from pmexp.dropout.surgery import _rebound_attention
+
+    rebound = _rebound_attention(_einsum_attention, "packed", True)
+    q = torch.randn(1, 2, 8, 4, requires_grad=True)
+    out, weights = rebound(None, q, q, q, None, dropout=0.5)
+    assert weights.grad_fn is not None and out.shape == q.shape
+    holder = getattr(rebound.__globals__["F"].dropout, "__self__", None)  # AttentionShims, where used
+    assert holder is None or holder._pending is None
+
+
+def _matmul_then_einsum_attention(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
+    weights = F.dropout(torch.matmul(query, key.transpose(-1, -2)).softmax(-1), p=dropout, training=True)
+    return torch.einsum("bhqk,bhkd->bhqd", weights, value), weights
+
+
+def test_a_dropout_no_matmul_takes_is_let_go_at_the_end_of_the_call():
+    from pmexp.dropout.surgery import _rebound_attention
+
+    rebound = _rebound_attention(_matmul_then_einsum_attention, "packed", True)
+    q = torch.randn(1, 2, 8, 4, requires_grad=True)
+    rebound(None, q, q, q, None, dropout=0.5)
+    held = [c.cell_contents for c in rebound.__closure__ if isinstance(c.cell_contents, AttentionShims)]
+    assert len(held) == 1 and held[0]._pending is None

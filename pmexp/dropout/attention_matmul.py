@@ -143,6 +143,10 @@ class AttentionShims:
         self._pending = (weakref.ref(out), input) if fusable else None
         return out
 
+    def release(self) -> None:
+        """Let go of a pending dropout's tensors (its output went somewhere other than a matmul)."""
+        self._pending = None
+
     def matmul(self, a: Any, b: Any, **kwargs: Any) -> torch.Tensor:
         pending, self._pending = self._pending, None
         if pending is None or kwargs or a is not pending[0]() or not torch.is_grad_enabled() or not _fusable(a, b):

@@ -199,15 +199,27 @@ def _rebound_attention(eager: Callable, variant: str, fuse: bool = True) -> Call
     if names is None:
         return None
     scope = dict(eager.__globals__)
-    shims = AttentionShims(variant)  # dropout, and the matmul right after it without its saved copy
-    functional = _FunctionalShim(shims.dropout)
+    # Shims only where a torch.matmul can take the dropout's output (their dropout holds its input until
+    # the next matmul call; each call of the copy lets go of it at its end, see below).
+    shims = AttentionShims(variant) if fuse and _calls_torch_matmul(eager) else None
+    functional = _FunctionalShim(shims.dropout if shims else functools.partial(_routed, variant))
     for name in set(names):
         scope[name] = _NnShim(functional) if scope[name] is nn else functional
-    if fuse and _calls_torch_matmul(eager):
+    if shims:
         scope["torch"] = _TorchShim(shims.matmul)
     copy = types.FunctionType(eager.__code__, scope, eager.__name__, eager.__defaults__, eager.__closure__)
     copy.__kwdefaults__ = eager.__kwdefaults__
-    return copy
+    if shims is None:
+        return copy
+
+    @functools.wraps(eager)
+    def fused(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return copy(*args, **kwargs)
+        finally:  # a dropout whose output no matmul took must not keep its input past the call
+            shims.release()
+
+    return fused
 
 
 def _eager_attention_of(module: nn.Module) -> Callable | None:
