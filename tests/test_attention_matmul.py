@@ -132,7 +132,7 @@ def test_fused_under_activation_checkpointing(variant, device):
 def test_a_python_dropout_node_is_anchored_outside_backward_graph():
     """On torch 2.11 a Python Function's node dies with its last output, freeing its saved mask: the
     fused matmul holds a tiny tensor whose graph reaches it, and not as an input (the engine would
-    then run the node a second time). A C++ node (the CUDA native path) needs no anchor."""
+    then run the node a second time)."""
     from pmexp.dropout.attention_matmul import _node_anchor
 
     scores, value = _probs_and_value()

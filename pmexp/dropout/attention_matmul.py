@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from pmexp.dropout import masked_matmul
 from pmexp.dropout.functional import dropout
@@ -61,20 +62,16 @@ def unfused() -> Iterator[None]:
         _FUSE[0] = previous
 
 
-def _node_anchor(dropped: torch.Tensor) -> torch.Tensor | None:
-    """A one-element tensor whose graph reaches ``dropped``'s node, where that node is a Python
-    Function's: on torch 2.11 such a node dies with its last output tensor and frees its saved tensors
-    (backward then raises; the H200's tests caught it), while a C++ node lives as long as its Python
-    handle. Costs two host ops and a 1-element copy, on the Python-Function paths only."""
-    if not hasattr(dropped.grad_fn, "_forward_cls"):
-        return None
+def _node_anchor(dropped: torch.Tensor) -> torch.Tensor:
+    """A one-element tensor whose graph reaches ``dropped``'s node (the general path's dropouts are
+    Python Functions): on torch 2.11 such a node dies with its last output tensor and frees its saved
+    tensors (backward then raised; the H200's tests caught it). Two host ops and a 1-element copy."""
     return dropped.as_strided((1,), (1,)).clone()
 
 
 def _run_node(node: Any, grad: torch.Tensor) -> torch.Tensor:
-    """Apply an autograd node's backward to ``grad``: a dropout node maps x to ``x * mask * scale``."""
-    out = node.apply(grad) if hasattr(node, "_forward_cls") else node(grad)  # Python Function / C++ node
-    return out[0] if isinstance(out, tuple) else out
+    """Apply a dropout's autograd node (a Python Function's) to ``grad``: x -> ``x * mask * scale``."""
+    return node.apply(grad)[0]
 
 
 class _DroppedMatmul(torch.autograd.Function):
@@ -82,7 +79,7 @@ class _DroppedMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, probs: torch.Tensor, value: torch.Tensor, dropped: torch.Tensor,
-                node_and_anchor: tuple[Any, torch.Tensor | None]) -> torch.Tensor:
+                node_and_anchor: tuple[Any, torch.Tensor]) -> torch.Tensor:
         # node and anchor come in a tuple: apply() makes every tensor argument an input, and an input
         # anchor would put the dropout's node in backward's graph (run twice, by us and the engine).
         out = torch.matmul(dropped, value)  # autocast, if on, casts here exactly as for the stock matmul
@@ -91,6 +88,7 @@ class _DroppedMatmul(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         probs, value = ctx.saved_tensors
         # The dropout's node runs once (under activation checkpointing its saved tensors unpack only
