@@ -110,6 +110,9 @@ def test_only_a_dropout_straight_into_matmul_is_fused():
     scores, value = _probs_and_value()
     probs = scores.softmax(-1)
     shims = AttentionShims("packed")
+    zeros = shims.matmul(shims.dropout(probs, 1.0, True), value)  # p = 1: torch's zeros, nothing to replay
+    assert type(zeros.grad_fn).__name__ != "_DroppedMatmulBackward" and not zeros.any()
+    zeros.sum().backward()
     assert type(shims.matmul(probs, value).grad_fn).__name__ != "_DroppedMatmulBackward"  # no dropout before
     dropped = shims.dropout(probs, 0.3, True)
     assert type(shims.matmul(dropped * 2, value).grad_fn).__name__ != "_DroppedMatmulBackward"  # not its output

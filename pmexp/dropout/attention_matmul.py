@@ -135,9 +135,10 @@ class AttentionShims:
         else:
             out = dropout(input, p, training, self.variant)
         # CUDA without the kernel path (packed_exact, or no triton): the general path's extra passes
-        # cost 11-16% of an H200 step (runs/2026-11-30-attention-matmul), too much for its memory
-        fusable = out is not input and out.grad_fn is not None and torch.is_grad_enabled() and (
-            masked_matmul.is_masked(out) or not input.is_cuda)
+        # cost 11-16% of an H200 step (runs/2026-11-30-attention-matmul), too much for its memory.
+        # Off CUDA it replays the variant's Python Function node (p = 1 is torch's zeros: not fused).
+        fusable = out is not input and torch.is_grad_enabled() and (
+            masked_matmul.is_masked(out) or (not input.is_cuda and hasattr(out.grad_fn, "_forward_cls")))
         self._pending = (weakref.ref(out), input) if fusable else None
         return out
 
