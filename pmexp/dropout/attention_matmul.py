@@ -122,7 +122,7 @@ class AttentionShims:
     Between a dropout and the matmul after it, holds the dropout's output by weak reference (it must
     die after the matmul) and its input by strong reference (the caller has usually dropped its name
     for it already; softmax's node keeps its data, not the Python tensor). The next matmul or
-    dropout call lets go of both.
+    dropout call lets go of both, or :meth:`release` at the end of the attention call.
     """
 
     def __init__(self, variant: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from pmexp.dropout.functional import _draw_seed, _kernels, _uses_kernel
+from pmexp.dropout.functional import _bits_backward, _draw_seed, _kernels, _uses_kernel
 
 __all__ = ["applies", "is_masked", "masked_dropout", "masked_matmul"]
 
@@ -35,7 +35,9 @@ def _apply_mask(t: torch.Tensor, mask: Mask, p: float, out_dtype: torch.dtype) -
     """``t * keep / (1 - p)`` computed in t's precision, stored as ``out_dtype``: one kernel."""
     seed, bits = mask
     if bits is not None:
-        return _kernels().backward(t, bits, p, out_dtype=out_dtype)
+        return _bits_backward(t, bits, p, out_dtype)  # the helper Tempo's attention rebuilds with too
+    # launched directly, not through _fused_forward: under graph capture the seed is a tensor, which
+    # that helper sends to the custom op, and the op has no out_dtype (a cast would follow it)
     return _kernels().forward(t, seed, p, False, out_dtype=out_dtype)[0]
 
 
