@@ -60,7 +60,8 @@ def test_fused_gradients_are_the_unfused_ones_and_one_tensor_per_layer_is_gone(v
     assert all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))
     operand = 2 if autocast else 4  # bytes: the bf16 copy autocast's matmul keeps, else float32
     copy = LAYERS * BATCH * HEADS * SEQ * SEQ * operand
-    if device == "cuda" and variant == "packed_exact":  # CUDA fuses only where its kernels make it free
+    # CUDA fuses only where its kernels make it free: packed and seeded, folding autocast's cast
+    if device == "cuda" and (variant == "packed_exact" or not autocast):
         copy = 0
     assert saved_u["saved_total_bytes"] - saved_f["saved_total_bytes"] == copy
 
@@ -123,12 +124,13 @@ def test_only_a_dropout_straight_into_matmul_is_fused():
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("variant", PM_VARIANTS)
-def test_fused_under_activation_checkpointing(variant, device):
+def test_fused_under_activation_checkpointing(variant, autocast, device):
     """Recomputed layers unpack each saved tensor once (the general path runs the dropout's node once);
-    on CUDA the kernel path's recomputed forward draws the same seed, so the same mask."""
-    loss_u, grads_u, _ = _bert_step(variant, False, False, device, checkpointing=True)
-    loss_f, grads_f, _ = _bert_step(variant, True, False, device, checkpointing=True)
+    on CUDA the kernel path's recomputed forward (autocast restored by checkpoint) draws the same seed."""
+    loss_u, grads_u, _ = _bert_step(variant, False, autocast, device, checkpointing=True)
+    loss_f, grads_f, _ = _bert_step(variant, True, autocast, device, checkpointing=True)
     assert torch.equal(loss_u, loss_f) and all(torch.equal(a, b) for a, b in zip(grads_u, grads_f, strict=True))
 
 
@@ -155,15 +157,35 @@ def test_a_python_dropout_node_is_anchored_outside_backward_graph():
     assert len(inputs) == 2  # probs' (softmax) and value's nodes: no edge to the dropout's
 
 
+def test_the_kernel_path_fuses_only_where_autocast_casts_the_dropped_probabilities():
+    """Its backward folds autocast's cast into the rebuild; without a cast the rebuild is an extra pass
+    (slower than unfused), so CUDA attention takes the shims only under autocast."""
+    from pmexp.dropout.attention_matmul import may_fuse
+    from pmexp.dropout.masked_matmul import folds_a_cast
+
+    probs = torch.rand(2, 3)
+    assert not folds_a_cast(probs) and may_fuse(probs)  # off CUDA the general path fuses regardless
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert folds_a_cast(probs) and not folds_a_cast(probs.bfloat16())
+    if torch.cuda.is_available():
+        assert not may_fuse(probs.cuda())
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            assert may_fuse(probs.cuda()) and folds_a_cast(probs.cuda())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the kernel path is CUDA's")
+@pytest.mark.parametrize("autocast", [False, True])
 @pytest.mark.parametrize("variant", ["packed", "seeded"])
-def test_cuda_packed_and_seeded_take_the_kernel_path(variant):
-    """On CUDA the matmul keeps the mask itself (bits or seed) and rebuilds its operand by one kernel."""
+def test_cuda_packed_and_seeded_take_the_kernel_path_under_autocast(variant, autocast):
+    """Under autocast the matmul keeps the mask itself (bits or seed) and rebuilds its operand by one
+    kernel; in fp32 (nothing to fold) dropout and matmul stay torch's plain pair."""
     scores, value = (t.detach().cuda().requires_grad_() for t in _probs_and_value())
     shims = AttentionShims(variant)
-    out = shims.matmul(shims.dropout(scores.softmax(-1), 0.3, True), value)
-    assert type(out.grad_fn).__name__ == "_MaskedMatmulBackward"
-    out.sum().backward()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        out = shims.matmul(shims.dropout(scores.softmax(-1), 0.3, True), value)
+    fused = type(out.grad_fn).__name__ == "_MaskedMatmulBackward"
+    assert fused == autocast
+    out.float().sum().backward()
     assert scores.grad is not None and value.grad is not None
 
 
@@ -178,7 +200,10 @@ def test_cuda_graph_replays_of_the_kernel_path_draw_fresh_masks(variant):
 
     def attention(probs, value):
         shims = AttentionShims(variant)
-        return shims.matmul(shims.dropout(probs, 0.25, True), value)
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):  # the fused path's condition
+            out = shims.matmul(shims.dropout(probs, 0.25, True), value)
+        assert type(out.grad_fn).__name__ == "_MaskedMatmulBackward"
+        return out
 
     graphed = torch.cuda.make_graphed_callables(attention, (probs, value))
     masks = []

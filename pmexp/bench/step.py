@@ -57,6 +57,8 @@ _BERT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=1
 CELLS = {  # name: (BertConfig keywords, dtype, seq_len, batch, attention)
     "minilm_mrpc": (dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
                     torch.float32, 128, 32, "eager"),  # the fidelity preset's shape (fp32, seq 128, B32)
+    "minilm_bf16": (dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
+                    torch.bfloat16, 128, 32, "eager"),  # the same under bf16 autocast: host-bound, fused attention
     "tinybert_512": (dict(hidden_size=312, num_hidden_layers=4, num_attention_heads=12, intermediate_size=1200),
                      torch.bfloat16, 512, 64, "eager"),
     "bert_large_512": (_BERT_LARGE, torch.bfloat16, 512, 16, "eager"),

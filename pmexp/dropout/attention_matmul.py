@@ -9,9 +9,10 @@ autograd node keeps ``probs`` (already kept by softmax: the same tensor, no new 
 dropout's own node to rebuild ``probs * mask * scale`` in backward, one elementwise pass. Under bf16
 autocast that is 4 + 1/8 bytes a probability instead of packed's 4 + 1/8 + 2 (stock: 4 + 1 + 2).
 
-On CUDA, ``packed`` and ``seeded`` take :mod:`pmexp.dropout.masked_matmul` instead: the matmul keeps
-the mask itself and rebuilds its operand with one kernel (H200: 1.02-1.07x of standard's step, above
-unfused). Other CUDA dropouts (``packed_exact``) stay unfused: the general path here runs ~34 bytes a
+On CUDA, ``packed`` and ``seeded`` under autocast take :mod:`pmexp.dropout.masked_matmul` instead:
+the matmul keeps the mask itself and rebuilds its operand with one kernel that folds autocast's cast
+(H200: 1.02-1.07x of standard's step, above unfused); without autocast that rebuild is an extra pass,
+so they stay unfused there (MiniLM fp32: 0.87x eager). Other CUDA dropouts (``packed_exact``) stay unfused: the general path here runs ~34 bytes a
 probability of extra elementwise traffic in backward, 0.84-0.89x of unfused steps on the H200
 (runs/2026-11-30-attention-matmul/general_path). On the CPU it runs, for the memory (and so CPU
 tests see GPU's saved tensors), at ~4% of a step: 0.96x of unfused for a 6-layer, 384-wide BERT,
@@ -39,7 +40,7 @@ from torch.autograd.function import once_differentiable
 from pmexp.dropout import masked_matmul
 from pmexp.dropout.functional import dropout
 
-__all__ = ["AttentionShims", "fusing", "unfused"]
+__all__ = ["AttentionShims", "fusing", "may_fuse", "unfused"]
 
 _FUSE = [True]  # read at each attention call: `unfused()` turns it off for an A/B comparison in one process
 
@@ -47,6 +48,13 @@ _FUSE = [True]  # read at each attention call: `unfused()` turns it off for an A
 def fusing() -> bool:
     """Whether rebound eager attention fuses its dropout into the next matmul now (default True)."""
     return _FUSE[0]
+
+
+def may_fuse(query: torch.Tensor) -> bool:
+    """Whether an attention call on ``query``'s device can fuse now: off CUDA always (the general path),
+    on CUDA only under autocast (:func:`pmexp.dropout.masked_matmul.folds_a_cast` decides per tensor).
+    Read per call so a CUDA fp32 call skips the shims' host cost (three Python frames a call)."""
+    return not query.is_cuda or torch.is_autocast_enabled("cuda")
 
 
 @contextlib.contextmanager

@@ -81,7 +81,8 @@ class SurgeryReport:
     attention_covered: bool = False
     attention_reason: str = ""
     fused_residual: list[str] = field(default_factory=list)
-    fused_attention_matmul: bool = False  # eager attention's dropout -> matmul keeps no dropped copy
+    # eager attention's dropout -> matmul keeps no dropped copy (on CUDA: packed/seeded under autocast)
+    fused_attention_matmul: bool = False
     kernels: str = "torch"  # packed/seeded on CUDA: native (C++) or triton; cpu without CUDA
 
     @property
@@ -238,7 +239,8 @@ def _make_attention_function(variant: str, base: str = "eager", fuse_matmul: boo
         if not dropout:
             return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         if not torch.compiler.is_compiling():
-            rebound = _rebound_attention(eager, variant, fuse_matmul and attention_matmul.fusing())
+            fuse = fuse_matmul and attention_matmul.fusing() and attention_matmul.may_fuse(query)
+            rebound = _rebound_attention(eager, variant, fuse)
             if rebound is not None:
                 return rebound(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         with _RouteDropout(variant):
@@ -386,7 +388,8 @@ def apply(
         fuse_attention_matmul: in eager attention (and SDPA's eager fallback), the dropout's output
             goes into the next matmul without matmul's saved copy of it (:mod:`pmexp.dropout.attention_matmul`;
             same numbers, one probability-sized tensor less per layer; on CUDA only for packed and
-            seeded, whose kernels make it cost nothing). False keeps what the variant alone saves
+            seeded under autocast, where their kernels fold autocast's cast and so cost nothing:
+            :func:`pmexp.dropout.masked_matmul.folds_a_cast`). False keeps what the variant alone saves
             (its mask), e.g. to measure that. Default: True.
 
     Returns:
