@@ -8,13 +8,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pmexp.dropout import VARIANTS, apply, dropout
+from pmexp.dropout import VARIANTS, apply, dropout, masked_matmul
 from pmexp.dropout.attention_matmul import AttentionShims, unfused
 from pmexp.masks import SavedTensorAccounting
 
 LAYERS, HEADS, SEQ, BATCH = 2, 4, 64, 4
 PM_VARIANTS = [v for v in VARIANTS if v != "standard"]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+MIN_PROBABILITIES = masked_matmul.MIN_PROBABILITIES  # the default, before the fixture below
+
+
+@pytest.fixture(autouse=True)
+def fuse_every_size(monkeypatch):
+    """These models are tiny; CUDA fuses only from MIN_PROBABILITIES a call (a cost, not a semantic choice)."""
+    monkeypatch.setattr(masked_matmul, "MIN_PROBABILITIES", 0)
 
 
 def _tiny_bert(device: str = "cpu"):
@@ -157,20 +164,30 @@ def test_a_python_dropout_node_is_anchored_outside_backward_graph():
     assert len(inputs) == 2  # probs' (softmax) and value's nodes: no edge to the dropout's
 
 
-def test_the_kernel_path_fuses_only_where_autocast_casts_the_dropped_probabilities():
+def test_the_kernel_path_fuses_only_where_autocast_casts_and_the_call_is_large(monkeypatch):
     """Its backward folds autocast's cast into the rebuild; without a cast the rebuild is an extra pass
-    (slower than unfused), so CUDA attention takes the shims only under autocast."""
+    (slower than unfused), and below MIN_PROBABILITIES a call the fused path's host cost is not hidden:
+    CUDA attention takes the shims only where both hold (the CPU's general path fuses regardless)."""
     from pmexp.dropout.attention_matmul import may_fuse
     from pmexp.dropout.masked_matmul import folds_a_cast
 
+    monkeypatch.setattr(masked_matmul, "MIN_PROBABILITIES", MIN_PROBABILITIES)
     probs = torch.rand(2, 3)
-    assert not folds_a_cast(probs) and may_fuse(probs)  # off CUDA the general path fuses regardless
+    assert not folds_a_cast(probs)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert folds_a_cast(probs) and not folds_a_cast(probs.bfloat16())
+    # BERT-large S512 B16 attention (16 x 16 x 512 x 512 = 67M a call) fuses; MiniLM S128 B32 (6.3M) does not
+    meta = dict(device="meta", dtype=torch.bfloat16)
+    large = torch.empty(16, 16, 512, 64, **meta), torch.empty(16, 16, 512, 64, **meta)
+    small = torch.empty(32, 12, 128, 32, **meta), torch.empty(32, 12, 128, 32, **meta)
+    assert may_fuse(*small) and may_fuse(*large)  # not CUDA tensors: the general path, any size
+    assert 16 * 16 * 512 * 512 >= MIN_PROBABILITIES > 32 * 12 * 128 * 128
     if torch.cuda.is_available():
-        assert not may_fuse(probs.cuda())
+        large, small = ([torch.empty(t.shape, device="cuda", dtype=t.dtype) for t in pair] for pair in (large, small))
+        assert not may_fuse(*large)  # no autocast: nothing to fold
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            assert may_fuse(probs.cuda()) and folds_a_cast(probs.cuda())
+            assert may_fuse(*large) and not may_fuse(*small)
+            assert folds_a_cast(torch.rand(2, 3, device="cuda"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the kernel path is CUDA's")

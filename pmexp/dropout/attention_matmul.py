@@ -50,11 +50,17 @@ def fusing() -> bool:
     return _FUSE[0]
 
 
-def may_fuse(query: torch.Tensor) -> bool:
-    """Whether an attention call on ``query``'s device can fuse now: off CUDA always (the general path),
-    on CUDA only under autocast (:func:`pmexp.dropout.masked_matmul.folds_a_cast` decides per tensor).
-    Read per call so a CUDA fp32 call skips the shims' host cost (three Python frames a call)."""
-    return not query.is_cuda or torch.is_autocast_enabled("cuda")
+def may_fuse(query: torch.Tensor, key: torch.Tensor) -> bool:
+    """Whether an attention call on ``query`` (batch, heads, q, d) and ``key`` (..., k, d) can fuse now:
+    off CUDA always (the general path); on CUDA under autocast, for ``masked_matmul.MIN_PROBABILITIES``
+    or more probabilities (:func:`pmexp.dropout.masked_matmul.applies` decides for the tensor itself).
+    Read per call so an unfused CUDA call skips the shims' host cost (three Python frames a call)."""
+    if not query.is_cuda:
+        return True
+    if not torch.is_autocast_enabled("cuda") or query.dim() < 2 or key.dim() < 2:
+        return False
+    probabilities = query.numel() // max(query.shape[-1], 1) * key.shape[-2]  # batch x heads x q x k
+    return probabilities >= masked_matmul.MIN_PROBABILITIES
 
 
 @contextlib.contextmanager

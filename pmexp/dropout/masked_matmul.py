@@ -20,7 +20,7 @@ from torch.autograd.function import once_differentiable
 
 from pmexp.dropout.functional import _bits_backward, _draw_seed, _kernels, _uses_kernel
 
-__all__ = ["applies", "folds_a_cast", "is_masked", "masked_dropout", "masked_matmul"]
+__all__ = ["MIN_PROBABILITIES", "applies", "folds_a_cast", "is_masked", "masked_dropout", "masked_matmul"]
 
 _VARIANTS = ("packed", "seeded")
 Mask = tuple[torch.Tensor | int, torch.Tensor | None]  # (seed, bits): bits None for seeded
@@ -36,11 +36,21 @@ def folds_a_cast(x: torch.Tensor) -> bool:
     return torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) != x.dtype
 
 
+# Below this many probabilities a call, fusing costs an H200 more than it saves, so the pair stays
+# unfused (set 0 to fuse every size, for the memory). MiniLM bf16 (seq 128, B32, 12 heads: 6.3M a call):
+# 0.990x of unfused's step as a CUDA graph, 0.85x eager (the fused path's two Python Functions and
+# Triton launches, ~0.5 ms of host time a layer, are not hidden by so little GPU work); BERT-large S512
+# B16 (67M): 1.013x graphed, 1.015x eager (runs/2026-11-30-fuse-policy, runs/2026-11-30-attention-matmul).
+# The graphed break-even between the two, linearly: ~16M.
+MIN_PROBABILITIES = 1 << 24
+
+
 def applies(x: torch.Tensor, variant: str, p: float) -> bool:
-    """Whether ``x``'s dropout fuses here: eager CUDA, packed or seeded, a kernel dtype, 0 < p < 1, and
-    autocast casting the dropped probabilities for the matmul (:func:`folds_a_cast`)."""
-    return (variant in _VARIANTS and 0.0 < p < 1.0 and not torch.compiler.is_compiling() and _uses_kernel(x)
-            and folds_a_cast(x))
+    """Whether ``x``'s dropout fuses here: eager CUDA, packed or seeded, a kernel dtype, 0 < p < 1,
+    autocast casting the dropped probabilities for the matmul (:func:`folds_a_cast`), and at least
+    :data:`MIN_PROBABILITIES` of them."""
+    return (variant in _VARIANTS and 0.0 < p < 1.0 and x.numel() >= MIN_PROBABILITIES
+            and not torch.compiler.is_compiling() and _uses_kernel(x) and folds_a_cast(x))
 
 
 def _apply_mask(t: torch.Tensor, mask: Mask, p: float, out_dtype: torch.dtype) -> torch.Tensor:

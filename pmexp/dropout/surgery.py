@@ -239,7 +239,7 @@ def _make_attention_function(variant: str, base: str = "eager", fuse_matmul: boo
         if not dropout:
             return eager(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         if not torch.compiler.is_compiling():
-            fuse = fuse_matmul and attention_matmul.fusing() and attention_matmul.may_fuse(query)
+            fuse = fuse_matmul and attention_matmul.fusing() and attention_matmul.may_fuse(query, key)
             rebound = _rebound_attention(eager, variant, fuse)
             if rebound is not None:
                 return rebound(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
@@ -388,8 +388,8 @@ def apply(
         fuse_attention_matmul: in eager attention (and SDPA's eager fallback), the dropout's output
             goes into the next matmul without matmul's saved copy of it (:mod:`pmexp.dropout.attention_matmul`;
             same numbers, one probability-sized tensor less per layer; on CUDA only for packed and
-            seeded under autocast, where their kernels fold autocast's cast and so cost nothing:
-            :func:`pmexp.dropout.masked_matmul.folds_a_cast`). False keeps what the variant alone saves
+            seeded under autocast, where their kernels fold autocast's cast and so cost nothing, and
+            for calls of ``masked_matmul.MIN_PROBABILITIES`` (16M) probabilities or more). False keeps what the variant alone saves
             (its mask), e.g. to measure that. Default: True.
 
     Returns:
