@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (written when the seventh session's device time was spent). The compiled cells issue 12
+# Run in the eighth session at 9b145f1 (results: this folder's README). The compiled cells issue 12
 # still counts as missed or unmeasured: TinyBERT S512 packed (0.960x in runs/2026-11-29-native-speed)
 # and BERT-large S512 SDPA (not re-run since packed's rows-of-8 fix), standard / packed / seeded
 # interleaved in one process, whole models under torch.compile (the attention fusion does not apply

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (written when the seventh session's device time was spent). Compiled `seeded` with its
+# Run in the eighth session at 9b145f1 (results: this folder's README). Compiled `seeded` with its
 # Triton custom ops instead of the traced hash (PMEXP_COMPILED_DROPOUT=custom_op): the mask drawn by
 # an opaque op Inductor cannot split, so backward should store nothing of the probabilities' size for
 # it. The cells where the traced hash misses seeded's memory target (runs/2026-11-29-compile-rerun:
