@@ -1,70 +1,69 @@
-"""Where a training step's device time goes, per dropout variant (torch.profiler).
+"""Where a training step's time goes, per dropout variant: host or device, and which kernels.
 
-    python -m pmexp.bench.profile_step --model bert_large --variants standard packed seeded
+    python -m pmexp.bench.profile_step --cell bert_large_512 --variants standard packed seeded
+    python -m pmexp.bench.profile_step --cell tinybert_512 --mode compiled --variants standard packed
+    python -m pmexp.bench.profile_step --cell minilm_bf16 --variants standard packed unfused:packed
 
-Builds a random-init BERT (eager attention), applies the variant, and profiles a few bf16
-training steps on synthetic tokens; prints the kernels with the most device time and the step's
-wall time. For finding why one variant is slower than another, not for reported throughput.
+The step is :func:`pmexp.bench.step.make_step`'s (same cells, modes and variant names, ``tempo:`` and
+``unfused:`` included). For each variant: the step's wall time unprofiled (median of ``--steps``
+synced steps) beside its device time (the profiler's "Self CUDA time total" over the profiled steps,
+divided by their number). Wall well above device time means the GPU waits for the host: a host-bound
+step, where the host's cost per call decides. Then the kernels (and ops) with the most device time.
+Summing the table's rows instead of reading its footer counts an op and its kernels both.
+For finding why one variant is slower than another; reported throughput is ``pmexp.bench step``'s.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
-from pmexp.dropout import apply
-
-SIZES = {
-    "bert_large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-    "tinybert": dict(hidden_size=312, num_hidden_layers=4, num_attention_heads=12, intermediate_size=1200),
-}
+from pmexp.bench.step import CELLS, MODES, make_step
 
 
-def profile(model_name: str, variant: str, batch: int, seq: int, steps: int = 3) -> None:
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    cfg = BertConfig(**SIZES[model_name], max_position_embeddings=max(512, seq), attn_implementation="eager")
-    model = BertForSequenceClassification(cfg).cuda().train()
-    apply(model, variant)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-    ids = torch.randint(0, cfg.vocab_size, (batch, seq), device="cuda")
-    labels = torch.randint(0, 2, (batch,), device="cuda")
-
-    def step():
-        with torch.autocast("cuda", torch.bfloat16):
-            loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    for _ in range(3):
+def _wall_ms(step, steps: int) -> float:
+    times = []
+    for _ in range(steps):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
         step()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    with torch.profiler.profile(
-        activities=[torch.profiler.ProfilerActivity.CUDA, torch.profiler.ProfilerActivity.CPU]
-    ) as prof:
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: int = 15) -> None:
+    """Print ``variant``'s wall and device time a step in ``cell`` / ``mode``, and its top kernels."""
+    step = make_step(cell, variant, mode)  # built and warmed up (compiled, or captured, already)
+    wall = _wall_ms(step, steps)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             step()
         torch.cuda.synchronize()
-    print(
-        f"== {model_name} {variant} B{batch} S{seq}: {(time.perf_counter() - t0) / steps * 1e3:.1f} ms/step (profiled)"
-    )
-    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60))
+    events = prof.key_averages()
+    device = sum(e.self_device_time_total for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
+    print(f"\n## {cell} {mode} {variant}: wall {wall:.2f} ms/step unprofiled, device {device / steps / 1e3:.2f} "
+          f"ms/step (kernels), {steps} steps")
+    print(events.table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="bert_large", choices=sorted(SIZES))
+    parser.add_argument("--cell", default="bert_large_512", choices=sorted(CELLS))
+    parser.add_argument("--mode", default="eager", choices=MODES)
     parser.add_argument("--variants", nargs="+", default=["standard", "packed", "seeded"])
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=15)
     args = parser.parse_args()
+    if not torch.cuda.is_available():
+        parser.error("profiles a CUDA step: no CUDA device here")
     for variant in args.variants:
-        profile(args.model, variant, args.batch, args.seq)
+        profile_variant(args.cell, variant, args.mode, args.steps, args.rows)
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":
