@@ -9,7 +9,7 @@
 Why interleaved: on the H200 two runs of the same step in one process differed by 13%, so variants
 are never compared across runs. Each variant gets its own copy of the model (same weights, same
 batch), and the timing loop goes standard, packed, seeded, ... , standard, packed, ... for
-``--reps`` rounds of ``--steps`` steps; the throughput ratio of a variant is taken per round against
+``--reps`` rounds of ``--steps`` steps (more where a round would last under ``--min-round-s``); the throughput ratio of a variant is taken per round against
 that round's standard and reported as median [min, max] over rounds. A step is forward, backward
 and AdamW, timed by wall clock with a device sync at its end. Modes: ``eager``; ``compiled``
 (``torch.compile`` of the model); ``graphed`` (the whole step captured as one CUDA graph and
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -149,8 +150,16 @@ def _ratio_stats(ratios: list[float]) -> dict:
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "n": len(ratios)}
 
 
-def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int = 8) -> list[dict]:
-    """Interleave the variants' steps; one row per variant with its throughput and ratio to standard."""
+def steps_per_round(step_s: float, steps: int, min_round_s: float) -> int:
+    """At least ``steps``, and enough for a round to last ``min_round_s``: a host-bound 15 ms step in
+    rounds of 6 read 1.043x and 0.898x for two identical paths (runs/2026-11-30-fuse-policy)."""
+    return max(steps, math.ceil(min_round_s / max(step_s, 1e-6)))
+
+
+def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int = 8,
+             min_round_s: float = 0.5) -> list[dict]:
+    """Interleave the variants' steps; one row per variant with its throughput and ratio to standard.
+    Rounds are ``steps`` steps, or more where that lasts under ``min_round_s`` (see :func:`steps_per_round`)."""
     _, _, seq, batch, _ = CELLS[cell]
     runners, peaks = {}, {}
     torch._dynamo.reset()  # once per cell: a reset between variants would recompile the earlier ones
@@ -162,6 +171,7 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
         runners[variant]()
         torch.cuda.synchronize()
         peaks[variant] = (torch.cuda.max_memory_allocated() - before) / 2**20
+    steps = steps_per_round(_sync_time(runners["standard"], 2), steps, min_round_s)
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(reps):
         for variant in variants:  # A B C D A B C D ...
@@ -171,7 +181,7 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
         ratios = [s / t for s, t in zip(times["standard"], times[variant], strict=True)]
         median_s = statistics.median(times[variant])
         rows.append({"cell": cell, "mode": mode, "variant": variant, "seq_len": seq, "batch": batch,
-                     "step_ms_median": median_s * 1e3, "seq_s": batch / median_s,
+                     "step_ms_median": median_s * 1e3, "seq_s": batch / median_s, "steps_per_round": steps,
                      "ratio_vs_standard": _ratio_stats(ratios), "step_peak_above_resident_mb": peaks[variant]})
     del runners
     torch.cuda.empty_cache()
@@ -298,7 +308,7 @@ def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict,
     return "\n".join(lines) + "\n"
 
 def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=VARIANTS, reps: int = 5,
-        steps: int = 8, out: Path | None = None) -> dict:
+        steps: int = 8, out: Path | None = None, min_round_s: float = 0.5) -> dict:
     """Run the chosen parts; print Markdown and write ``step.json`` / ``step.md`` under ``out``."""
     if not torch.cuda.is_available():
         raise SystemExit("pmexp.bench step needs a CUDA device")
@@ -309,7 +319,7 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
     for cell in cells if "step" in parts else ():
         for mode in modes:
             try:
-                rows += run_cell(cell, mode, variants, reps, steps)
+                rows += run_cell(cell, mode, variants, reps, steps, min_round_s)
             except torch.OutOfMemoryError as error:
                 rows.append({"cell": cell, "mode": mode, "error": f"OOM: {error}"[:200]})
                 torch.cuda.empty_cache()
@@ -317,7 +327,7 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
             if out is not None:  # keep what was measured if a later cell dies
                 report([{"host": host, "op": ops, "step": [r for r in rows if "error" not in r]}], "", env, out, "step")
     done = [r for r in rows if "error" not in r]
-    settings = {"reps": reps, "steps": steps, "variants": list(variants)}
+    settings = {"reps": reps, "steps": steps, "min_round_s": min_round_s, "variants": list(variants)}
     table = to_markdown(done, host, ops, env, settings)
     report([{"host": host, "op": ops, "step": rows, "settings": settings}], table, env, out, "step")
     return {"host": host, "op": ops, "step": rows}
@@ -332,8 +342,10 @@ def main(argv: list[str] | None = None) -> None:
                         choices=list(VARIANTS + TEMPO_VARIANTS + UNFUSED_VARIANTS))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--min-round-s", type=float, default=0.5,
+                        help="more steps a round where --steps of a cell's step last less (host-bound cells)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if "standard" not in args.variants:
         parser.error("--variants must include standard (ratios are taken against it)")
-    run(args.parts, args.cells, args.modes, args.variants, args.reps, args.steps, args.out)
+    run(args.parts, args.cells, args.modes, args.variants, args.reps, args.steps, args.out, args.min_round_s)
