@@ -9,9 +9,10 @@
 Why interleaved: on the H200 two runs of the same step in one process differed by 13%, so variants
 are never compared across runs. Each variant gets its own copy of the model (same weights, same
 batch), and the timing loop goes standard, packed, seeded, ... , standard, packed, ... for
-``--reps`` rounds of ``--steps`` steps (more where a round would last under ``--min-round-s``); the throughput ratio of a variant is taken per round against
-that round's standard and reported as median [min, max] over rounds. A step is forward, backward
-and AdamW, timed by wall clock with a device sync at its end. Modes: ``eager``; ``compiled``
+``--reps`` rounds of ``--steps`` steps (more where a round would last under ``--min-round-s``);
+the throughput ratio of a variant is taken per round against that round's standard and reported as
+median [min, max] over rounds. A step is forward, backward and AdamW, timed by wall clock with a device
+sync at its end. Modes: ``eager``; ``compiled``
 (``torch.compile`` of the model); ``graphed`` (the whole step captured as one CUDA graph and
 replayed: no host cost at all, so what is left is the kernels).
 

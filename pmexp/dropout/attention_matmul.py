@@ -11,9 +11,11 @@ autocast that is 4 + 1/8 bytes a probability instead of packed's 4 + 1/8 + 2 (st
 
 On CUDA, ``packed`` and ``seeded`` under autocast take :mod:`pmexp.dropout.masked_matmul` instead:
 the matmul keeps the mask itself and rebuilds its operand with one kernel that folds autocast's cast
-(H200: 1.02-1.07x of standard's step, above unfused); without autocast that rebuild is an extra pass,
-so they stay unfused there (MiniLM fp32: 0.87x eager). Other CUDA dropouts (``packed_exact``) stay unfused: the general path here runs ~34 bytes a
-probability of extra elementwise traffic in backward, 0.84-0.89x of unfused steps on the H200
+(H200: 1.02-1.07x of standard's step, above unfused). Without autocast that rebuild is an extra
+pass, and below ``masked_matmul.MIN_PROBABILITIES`` a call the fused path's host cost is not hidden,
+so they stay unfused there (:func:`may_fuse`; runs/2026-11-30-fuse-policy). Other CUDA dropouts
+(``packed_exact``) stay unfused too: the general path here runs ~34 bytes a probability of extra
+elementwise traffic in backward, 0.84-0.89x of unfused steps on the H200
 (runs/2026-11-30-attention-matmul/general_path). On the CPU it runs, for the memory (and so CPU
 tests see GPU's saved tensors), at ~4% of a step: 0.96x of unfused for a 6-layer, 384-wide BERT,
 seq 128, batch 16, 2 threads (torch 2.13 CPU, five interleaved rounds, 0.93-0.97x).

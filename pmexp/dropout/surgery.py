@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend
 from torch.overrides import TorchFunctionMode
 
-from pmexp.dropout import attention_matmul
+from pmexp.dropout import attention_matmul, masked_matmul
 from pmexp.dropout.attention_matmul import AttentionShims
 from pmexp.dropout.functional import check_variant, dropout
 from pmexp.dropout.fusion import fuse_residual_dropout, unfuse_residual_dropout
@@ -95,7 +95,8 @@ class SurgeryReport:
     def __str__(self) -> str:
         covered = "covered" if self.attention_covered else "not covered"
         fused = f" ({len(self.fused_residual)} fused with their residual add)" if self.fused_residual else ""
-        matmul = "; its dropout -> matmul fused" if self.fused_attention_matmul else ""
+        matmul = ("; its dropout -> matmul fused (on CUDA where free: under autocast, from "
+                  f"{masked_matmul.MIN_PROBABILITIES:,} probabilities a call)") if self.fused_attention_matmul else ""
         return (f"pmexp surgery ({self.variant}): {self.replaced} dropout modules replaced{fused}; "
                 f"attention dropout {covered}: {self.attention_reason}{matmul}")
 
@@ -389,8 +390,8 @@ def apply(
             goes into the next matmul without matmul's saved copy of it (:mod:`pmexp.dropout.attention_matmul`;
             same numbers, one probability-sized tensor less per layer; on CUDA only for packed and
             seeded under autocast, where their kernels fold autocast's cast and so cost nothing, and
-            for calls of ``masked_matmul.MIN_PROBABILITIES`` (16M) probabilities or more). False keeps what the variant alone saves
-            (its mask), e.g. to measure that. Default: True.
+            for calls of ``masked_matmul.MIN_PROBABILITIES`` (16M) probabilities or more). False keeps
+            what the variant alone saves (its mask), e.g. to measure that. Default: True.
 
     Returns:
         A :class:`SurgeryReport`: modules replaced, whether attention dropout is covered, why.
