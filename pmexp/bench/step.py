@@ -11,10 +11,10 @@ are never compared across runs. Each variant gets its own copy of the model (sam
 batch), and the timing loop goes standard, packed, seeded, ... , standard, packed, ... for
 ``--reps`` rounds of ``--steps`` steps (more where a round would last under ``--min-round-s``);
 the throughput ratio of a variant is taken per round against that round's standard and reported as
-median [min, max] over rounds. A step is forward, backward and AdamW, timed by wall clock with a device
-sync at its end. Modes: ``eager``; ``compiled``
-(``torch.compile`` of the model); ``graphed`` (the whole step captured as one CUDA graph and
-replayed: no host cost at all, so what is left is the kernels).
+median [min, max] over rounds. A step is forward, backward and AdamW, timed by wall clock with a
+device sync at its end. Modes: ``eager``; ``compiled`` (``torch.compile`` of the model); ``graphed``
+(the whole step captured as one CUDA graph and replayed: no host cost at all, so what is left is the
+kernels).
 
 ``host``: host microseconds per call on a 4096-element tensor, where the GPU keeps up, so the time
 is what Python and the launch cost (forward; forward + sum + backward), for torch's ``F.dropout``,
