@@ -155,7 +155,7 @@ def backward(grad: torch.Tensor, bits: torch.Tensor, p: float, wrap=_identity,
     ``backward(grad.float(), bits, p).to(out_dtype)`` without the float32 tensor in between."""
     grad = grad.contiguous()
     n = grad.numel()
-    dx = torch.empty_like(grad, dtype=out_dtype or grad.dtype)
+    dx = torch.empty_like(grad, dtype=out_dtype)
     if n:
         wrap(_bwd_bits_kernel)[(triton.cdiv((n + 7) // 8, _BWD_BYTES),)](
             grad, dx, bits, n, 1.0 / (1.0 - p), BYTES=_BWD_BYTES, COMPUTE=_compute_dtype(grad)
