@@ -6,9 +6,11 @@
 
 The step is :func:`pmexp.bench.step.make_step`'s (same cells, modes and variant names, ``tempo:`` and
 ``unfused:`` included). For each variant: the step's wall time unprofiled (median of ``--steps``
-synced steps) beside its device time (the profiler's "Self CUDA time total" over the profiled steps,
-divided by their number). Wall well above device time means the GPU waits for the host: a host-bound
-step, where the host's cost per call decides. Then the kernels (and ops) with the most device time.
+synced steps), the time the host takes to issue it (until ``step()`` returns, before the sync), and
+its device time (the kernels' self CUDA time over the profiled steps, divided by their number). Wall
+well above device time, with host time close to wall, means the GPU waits for the host: a host-bound
+step, where the host's cost per call decides (a sync inside the step also makes host time ~ wall).
+Then the kernels (and ops) with the most device time.
 Summing the table's rows instead of reading its footer counts an op and its kernels both.
 For finding why one variant is slower than another; reported throughput is ``pmexp.bench step``'s.
 """
@@ -25,29 +27,32 @@ from torch.profiler import ProfilerActivity, profile
 from pmexp.bench.step import CELLS, MODES, make_step
 
 
-def _wall_ms(step, steps: int) -> float:
-    times = []
+def _host_and_wall_ms(step, steps: int) -> tuple[float, float]:
+    """Medians of the time ``step()`` takes to return (the host issuing it: it returns before the
+    device is done unless something in it waits) and of the time until the device is done."""
+    host, wall = [], []
     for _ in range(steps):
         torch.cuda.synchronize()
         start = time.perf_counter()
         step()
+        host.append((time.perf_counter() - start) * 1e3)
         torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(host), statistics.median(wall)
 
 
 def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: int = 15) -> None:
     """Print ``variant``'s wall and device time a step in ``cell`` / ``mode``, and its top kernels."""
     step = make_step(cell, variant, mode)  # built and warmed up (compiled, or captured, already)
-    wall = _wall_ms(step, steps)
+    host, wall = _host_and_wall_ms(step, steps)
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             step()
         torch.cuda.synchronize()
     events = prof.key_averages()
     device = sum(e.self_device_time_total for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
-    print(f"\n## {cell} {mode} {variant}: wall {wall:.2f} ms/step unprofiled, device {device / steps / 1e3:.2f} "
-          f"ms/step (kernels), {steps} steps")
+    print(f"\n## {cell} {mode} {variant}: wall {wall:.2f} ms/step unprofiled (host issues it in {host:.2f}), "
+          f"device {device / steps / 1e3:.2f} ms/step of kernels; {steps} steps")
     print(events.table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70))
 
 
