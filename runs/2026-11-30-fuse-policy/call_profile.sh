@@ -8,6 +8,8 @@ PMEXP_WHEELS=${PMEXP_WHEELS:-.carry/whl}
 source runs/lanes.sh
 P="python3 -m pmexp.bench.profile_step"
 timeout 100 $P --cell minilm_bf16 --variants standard packed --steps 10 > "$OUT/minilm_bf16.txt" 2>&1
-timeout 260 $P --cell tinybert_512 --mode compiled --variants standard packed --rows 25 > "$OUT/tinybert_compiled.txt" 2>&1
+# Inductor's output code of both (stderr) beside the profile, to see what each graph stores and recomputes
+TORCH_LOGS=output_code timeout 300 $P --cell tinybert_512 --mode compiled --variants standard packed --rows 25 \
+  > "$OUT/tinybert_compiled.txt" 2> "$OUT/tinybert_code.log"; gzip -f "$OUT/tinybert_code.log"
 timeout 150 $P --cell bert_large_512 --variants packed tempo:packed --rows 25 > "$OUT/tempo.txt" 2>&1
 grep -h "^## " "$OUT"/*.txt
