@@ -67,6 +67,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         parser.error("profiles a CUDA step: no CUDA device here")
     for variant in args.variants:
+        torch._dynamo.reset()  # each variant compiled afresh (profiled one at a time, none reused)
         profile_variant(args.cell, variant, args.mode, args.steps, args.rows)
         torch.cuda.empty_cache()
 
