@@ -127,3 +127,14 @@ def test_bench_step_lengthens_the_rounds_of_a_short_step():
     assert steps_per_round(0.015, 8, 0.5) == 34
     assert steps_per_round(0.107, 8, 0.5) == 8
     assert steps_per_round(0.0, 8, 0.0) == 8
+
+
+def test_bench_step_rotates_the_order_and_offers_an_a_a_control():
+    """Each round starts one later (no variant always first or after the same one); again:standard
+    builds a plain standard model (its ratio is the noise floor)."""
+    from pmexp.bench.step import CONTROL, rotated, split_variant
+
+    variants = ["standard", "packed", "seeded"]
+    assert [rotated(variants, r) for r in range(4)] == [
+        variants, ["packed", "seeded", "standard"], ["seeded", "standard", "packed"], variants]
+    assert split_variant(CONTROL) == ("again", "standard")

@@ -26,6 +26,9 @@ A variant ``tempo:<v>`` is dropout ``<v>`` with Tempo's layers on top (``pmexp.t
 ``standard``, i.e. against ``memory=none`` at the same batch. Eager attention only.
 A variant ``unfused:<v>`` runs ``<v>`` with eager attention's dropout and matmul unfused (the matmul
 keeps its copy of the dropped probabilities; :mod:`pmexp.dropout.attention_matmul`), to price the fusion.
+``again:standard`` is a second standard model, timed like a variant: its ratio (ideally 1) and spread
+are the cell's noise floor, against which the other ratios are read. Each round runs the variants in
+an order rotated by one from the last.
 Writes ``step.json`` / ``step.md`` under ``--out``.
 """
 
@@ -54,6 +57,7 @@ __all__ = ["CELLS", "run", "main"]
 VARIANTS = ("standard", "packed", "seeded", "packed_exact")
 TEMPO_VARIANTS = ("tempo:standard", "tempo:packed", "tempo:seeded")
 UNFUSED_VARIANTS = ("unfused:packed", "unfused:seeded", "unfused:packed_exact")
+CONTROL = "again:standard"  # a second standard model: its ratio is the cell's noise floor (A/A)
 MODES = ("eager", "compiled", "graphed")
 _BERT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096)
 CELLS = {  # name: (BertConfig keywords, dtype, seq_len, batch, attention)
@@ -93,7 +97,7 @@ def _build_model(cell: str, name: str):
                                      attn_implementation=attention, **config_kw)
     with torch.device("cuda"):  # initialised on the GPU: seconds instead of a CPU init of 335M parameters
         model = transformers.BertForSequenceClassification(config).train()
-    memory, variant = split_variant(name)  # "unfused" is not a memory option: make_step handles it
+    memory, variant = split_variant(name)  # "unfused" (make_step handles it) and "again" are not memory options
     apply(model, variant)
     if memory == "tempo":
         if attention != "eager":
@@ -151,6 +155,13 @@ def _ratio_stats(ratios: list[float]) -> dict:
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "n": len(ratios)}
 
 
+def rotated(variants, round_: int) -> list:
+    """The round's order: rotated by one each round, so no variant always runs first or right after
+    the same one (an order effect would otherwise bias its ratio the same way every round)."""
+    k = round_ % len(variants)
+    return [*variants[k:], *variants[:k]]
+
+
 def steps_per_round(step_s: float, steps: int, min_round_s: float) -> int:
     """At least ``steps``, and enough for a round to last ``min_round_s``: a host-bound 15 ms step in
     rounds of 6 read 1.043x and 0.898x for two identical paths (runs/2026-11-30-fuse-policy)."""
@@ -174,8 +185,8 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
         peaks[variant] = (torch.cuda.max_memory_allocated() - before) / 2**20
     steps = steps_per_round(_sync_time(runners["standard"], 2), steps, min_round_s)
     times: dict[str, list[float]] = {v: [] for v in variants}
-    for _ in range(reps):
-        for variant in variants:  # A B C D A B C D ...
+    for round_ in range(reps):
+        for variant in rotated(variants, round_):  # A B C D, B C D A, ...
             times[variant].append(_sync_time(runners[variant], steps))
     rows = []
     for variant in variants:
@@ -340,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
-                        choices=list(VARIANTS + TEMPO_VARIANTS + UNFUSED_VARIANTS))
+                        choices=list(VARIANTS + TEMPO_VARIANTS + UNFUSED_VARIANTS + (CONTROL,)))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--min-round-s", type=float, default=0.5,

@@ -10,5 +10,7 @@ case "${PART:?set PART=eager or PART=compiled}" in
   compiled) ARGS="--parts step --modes compiled" ;;
   *) echo "PART=$PART: use eager or compiled"; exit 2 ;;
 esac
-timeout 570 python3 -m pmexp.bench step $ARGS --reps 5 --out "$OUT/$PART" > "$OUT/$PART.log" 2>&1
+# again:standard: a second standard model, the A/A row that shows each cell's noise floor
+timeout 570 python3 -m pmexp.bench step $ARGS --variants standard packed seeded packed_exact again:standard \
+  --reps 5 --out "$OUT/$PART" > "$OUT/$PART.log" 2>&1
 cat "$OUT/$PART/step.md" 2>/dev/null || tail -20 "$OUT/$PART.log"
