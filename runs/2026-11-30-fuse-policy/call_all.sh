@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# NOT RUN YET. Issue 12 item 6's one record: every cell and table of `python -m pmexp.bench step`, in two
-# calls under the device's 10-minute limit:  PART=eager (host and per-op tables, every cell eager and as
-# CUDA graphs) and PART=compiled (every cell compiled). ~8 min each on nvidia-h200.
+# NOT RUN YET. Issue 12 item 6's one record: every cell and table of `python -m pmexp.bench step`, in
+# three calls under the device's 10-minute limit: PART=eager (host and per-op tables, every cell eager),
+# PART=graphed (every cell as whole-step CUDA graphs), PART=compiled (every cell compiled). Variants:
+# the two the targets name, standard, and again:standard (a second standard model: the A/A row that
+# shows each cell's noise floor). ~6-8 min each on nvidia-h200; a cut call keeps its finished cells.
 #   PMEXP_COMMIT=<sha> PART=eager bash runs/2026-11-30-fuse-policy/call_all.sh   (device tool, carry .carry/whl)
 PMEXP_WHEELS=${PMEXP_WHEELS:-.carry/whl}
 source runs/lanes.sh
-case "${PART:?set PART=eager or PART=compiled}" in
-  eager) ARGS="--parts host op step --modes eager graphed" ;;
+case "${PART:?set PART=eager, graphed or compiled}" in
+  eager) ARGS="--parts host op step --modes eager" ;;
+  graphed) ARGS="--parts step --modes graphed" ;;
   compiled) ARGS="--parts step --modes compiled" ;;
-  *) echo "PART=$PART: use eager or compiled"; exit 2 ;;
+  *) echo "PART=$PART: use eager, graphed or compiled"; exit 2 ;;
 esac
-# again:standard: a second standard model, the A/A row that shows each cell's noise floor
-timeout 570 python3 -m pmexp.bench step $ARGS --variants standard packed seeded packed_exact again:standard \
+timeout 570 python3 -m pmexp.bench step $ARGS --variants standard packed seeded again:standard \
   --reps 5 --out "$OUT/$PART" > "$OUT/$PART.log" 2>&1
 cat "$OUT/$PART/step.md" 2>/dev/null || tail -20 "$OUT/$PART.log"
