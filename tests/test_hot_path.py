@@ -138,3 +138,33 @@ def test_bench_step_rotates_the_order_and_offers_an_a_a_control():
     assert [rotated(variants, r) for r in range(4)] == [
         variants, ["packed", "seeded", "standard"], ["seeded", "standard", "packed"], variants]
     assert split_variant(CONTROL) == ("again", "standard")
+
+
+def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path, monkeypatch):
+    """A call cut or killed mid-run keeps step.json and a readable step.md of the cells done."""
+    import json
+
+    import pytest
+    import torch
+
+    from pmexp.bench import step
+
+    def fake_cell(cell, mode, variants, reps, steps, min_round_s):
+        if cell == "tinybert_512":
+            raise KeyboardInterrupt  # what a deadline's SIGTERM handler or a crash looks like here
+        return [{"cell": cell, "mode": mode, "variant": v, "seq_len": 128, "batch": 32, "step_ms_median": 10.0,
+                 "seq_s": 3200.0, "steps_per_round": 50, "ratio_vs_standard": {"median": 1.0, "min": 1.0, "max": 1.0},
+                 "step_peak_above_resident_mb": 1.0} for v in variants]
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(step, "run_cell", fake_cell)
+    monkeypatch.setattr(step, "env_info", lambda: {"device_name": "fake", "torch": "x", "triton": "x",
+                                                  "transformers": "x", "pmexp_commit": "abc"})
+    monkeypatch.setattr(step.native, "backend", lambda: "native")
+    monkeypatch.setattr(step.native, "why_not", lambda: None)
+    with pytest.raises(KeyboardInterrupt):
+        step.run(parts=("step",), cells=("minilm_mrpc", "tinybert_512"), modes=("eager",),
+                 variants=("standard", "packed"), out=tmp_path)
+    saved = json.loads((tmp_path / "step.json").read_text())["rows"][0]["step"]
+    assert [r["variant"] for r in saved] == ["standard", "packed"]
+    assert "| minilm_mrpc | eager | packed |" in (tmp_path / "step.md").read_text()

@@ -131,10 +131,11 @@ def run(sizes=SIZES, dtypes=(torch.float32, torch.bfloat16), p: float = 0.1, out
     return report(rows, to_markdown(rows, env), env, out, "dropout")
 
 
-def report(rows: list[dict], table: str, env: dict, out: Path | None, stem: str) -> list[dict]:
-    """Print a benchmark's Markdown table; with ``out``, also write ``<stem>.json`` (env + rows)
-    and ``<stem>.md`` there. Returns ``rows``."""
-    print(table)
+def report(rows: list[dict], table: str, env: dict, out: Path | None, stem: str, echo: bool = True) -> list[dict]:
+    """Print a benchmark's Markdown table (unless not ``echo``); with ``out``, also write ``<stem>.json``
+    (env + rows) and ``<stem>.md`` there. Returns ``rows``."""
+    if echo:
+        print(table)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{stem}.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2))

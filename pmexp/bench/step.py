@@ -327,7 +327,13 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
     env = {**env_info(), "dropout_backend": native.backend(), "native_why_not": native.why_not()}
     host = host_table() if "host" in parts else []
     ops = op_table() if "op" in parts else []
+    settings = {"reps": reps, "steps": steps, "min_round_s": min_round_s, "variants": list(variants)}
     rows = []
+
+    def save(echo: bool) -> None:
+        table = to_markdown([r for r in rows if "error" not in r], host, ops, env, settings)
+        report([{"host": host, "op": ops, "step": rows, "settings": settings}], table, env, out, "step", echo)
+
     for cell in cells if "step" in parts else ():
         for mode in modes:
             try:
@@ -336,12 +342,9 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
                 rows.append({"cell": cell, "mode": mode, "error": f"OOM: {error}"[:200]})
                 torch.cuda.empty_cache()
             print(f"done {cell} {mode}", flush=True)
-            if out is not None:  # keep what was measured if a later cell dies
-                report([{"host": host, "op": ops, "step": [r for r in rows if "error" not in r]}], "", env, out, "step")
-    done = [r for r in rows if "error" not in r]
-    settings = {"reps": reps, "steps": steps, "min_round_s": min_round_s, "variants": list(variants)}
-    table = to_markdown(done, host, ops, env, settings)
-    report([{"host": host, "op": ops, "step": rows, "settings": settings}], table, env, out, "step")
+            if out is not None:  # keep what was measured, tables included, if a later cell dies
+                save(echo=False)
+    save(echo=True)
     return {"host": host, "op": ops, "step": rows}
 
 
