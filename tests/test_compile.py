@@ -229,3 +229,47 @@ def test_draw_bits_keep_rate_and_gradient(backend):
     # x * fl(keep / 0.7) against x / 0.7: the scale's rounding and one rounding each, 3 u; g is keep / 0.7 itself
     assert torch.allclose(y[keep], x[keep] / 0.7, rtol=3 * unit_roundoff(torch.float32), atol=0)
     assert torch.allclose(g, keep / 0.7, rtol=2 * unit_roundoff(torch.float32), atol=0)  # fl(1 / 0.7) twice
+
+
+def _realized_probs_buffers(drop, options: dict | None = None) -> list[list[str]]:
+    """Per compiled graph (forward, backward) of softmax -> ``drop`` -> matmul, the dtypes of the buffers
+    Inductor realizes at the probabilities' size or more (matmul outputs aside), with CUDA's realize
+    thresholds forced (torch 2.13 gives the CPU larger ones): the lowering decides this the same way on
+    any device, so the CPU sees what CUDA stores."""
+    import math
+
+    from torch._inductor import graph as inductor_graph
+
+    found: list[list[str]] = []
+    codegen = inductor_graph.GraphLowering.codegen
+
+    def spy(self, *args, **kwargs):
+        found.append(sorted(str(b.get_dtype()).removeprefix("torch.") for b in self.buffers
+                            if type(b).__name__ == "ComputedBuffer"
+                            and math.prod(int(s) for s in b.get_size()) >= H * S * S))
+        return codegen(self, *args, **kwargs)
+
+    def attention(q, k, v):
+        probs = (torch.matmul(q, k.transpose(-1, -2)) * D**-0.5).softmax(-1)
+        return torch.matmul(drop(probs), v)
+
+    q, k, v = (torch.randn(B, H, S, D, requires_grad=True) for _ in range(3))
+    cuda_thresholds = {"realize_opcount_threshold": 30, "realize_acc_reads_threshold": 8, "fx_graph_cache": False}
+    with (pytest.MonkeyPatch.context() as mp, torch._inductor.config.patch(cuda_thresholds),
+          torch._functorch.config.patch(enable_autograd_cache=False)):
+        mp.setattr(inductor_graph.GraphLowering, "codegen", spy)
+        torch.compile(attention, options=options or None)(q, k, v).sum().backward()
+    return found
+
+
+def test_compiled_packed_stores_what_standard_does_but_its_mask():
+    """CUDA's packed path (rows-of-8 bits) with CUDA's thresholds: forward realizes standard's tensors
+    less the bool mask (the bits are 1/8 of its size, under this count), backward exactly standard's."""
+    from pmexp.dropout.traced import packed_traced
+
+    standard = _realized_probs_buffers(lambda t: dropout(t, P, True, "standard"))
+    torch._dynamo.reset()
+    packed = _realized_probs_buffers(lambda t: packed_traced(t, P, exact=False))
+    assert len(standard) == len(packed) == 2
+    assert packed[1] == standard[1], (packed, standard)
+    assert sorted([*packed[0], "bool"]) == standard[0], (packed, standard)
