@@ -1,8 +1,19 @@
-"""Python host cost of the fused attention path, kernels mocked out (CPU, tiny tensors)."""
-import time, types, statistics
-import torch, torch.nn.functional as F
-from pmexp.dropout import functional as fn, masked_matmul as mm
+"""Python host cost of the fused attention path, kernels mocked out (CPU, tiny tensors).
+
+    cd runs/2026-11-30-fuse-policy/cpu_host && python host_fused.py
+
+Stock, stock under autocast and the fused path interleaved, 7 rounds of 3000 calls (forward + backward).
+"""
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from pmexp.dropout import functional as fn
+from pmexp.dropout import masked_matmul as mm
 from pmexp.dropout.attention_matmul import AttentionShims
+
 
 class FakeKernels:
     KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -40,14 +51,23 @@ def stock_autocast():
         out = torch.matmul(F.dropout(probs, 0.1, True), value)
     out.float().sum().backward()
 
-def t(f, n=3000):
-    for _ in range(200): f()
-    rs = []
-    for _ in range(5):
-        s = time.perf_counter()
-        for _ in range(n): f()
-        rs.append((time.perf_counter() - s) / n * 1e6)
-    return statistics.median(rs)
+def time_us(f, n=3000):
+    start = time.perf_counter()
+    for _ in range(n):
+        f()
+    return (time.perf_counter() - start) / n * 1e6
 
-for name, f in [("stock", stock), ("stock_autocast", stock_autocast), ("fused", fused), ("stock", stock), ("fused", fused)]:
-    print(f"{name:16s} {t(f):7.1f} us per fwd+bwd")
+
+if __name__ == "__main__":
+    paths = {"stock": stock, "stock_autocast": stock_autocast, "fused": fused}
+    for f in paths.values():  # warm-up
+        for _ in range(200):
+            f()
+    res = {name: [] for name in paths}
+    for _ in range(7):  # interleaved rounds: stock, stock_autocast, fused, stock, ...
+        for name, f in paths.items():
+            res[name].append(time_us(f))
+    for name, times in res.items():
+        print(f"{name:16s} {statistics.median(times):7.1f} us per fwd+bwd  {[round(x, 1) for x in times]}")
+    extra = [f - s for f, s in zip(res["fused"], res["stock_autocast"], strict=True)]
+    print(f"fused - stock_autocast per round: {statistics.median(extra):.1f} us [{min(extra):.1f}, {max(extra):.1f}]")
