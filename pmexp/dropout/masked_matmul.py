@@ -39,7 +39,7 @@ def folds_a_cast(x: torch.Tensor) -> bool:
 # Below this many probabilities a call, fusing costs an H200 more than it saves, so the pair stays
 # unfused (set 0 to fuse every size, for the memory). MiniLM bf16 (seq 128, B32, 12 heads: 6.3M a call):
 # 0.990x of unfused's step as a CUDA graph, 0.85x eager (the fused path's two Python Functions and
-# Triton launches, ~0.5 ms of host time a layer, are not hidden by so little GPU work); BERT-large S512
+# three Triton launches a layer are not hidden by so little GPU work); BERT-large S512
 # B16 (67M): 1.013x graphed, 1.015x eager (runs/2026-11-30-fuse-policy, runs/2026-11-30-attention-matmul).
 # The graphed break-even between the two, linearly: ~16M.
 MIN_PROBABILITIES = 1 << 24
