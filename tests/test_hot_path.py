@@ -79,8 +79,11 @@ def test_compile_mode_reaches_torch_compile(monkeypatch):
     compile_fresh(nn.Linear(2, 2), "inductor", "reduce-overhead")
     compile_fresh(nn.Linear(2, 2), "inductor")
     compile_fresh(nn.Linear(2, 2), "aot_eager", "reduce-overhead")  # a mode is Inductor's: not passed on
+    # a variant's Inductor options (seeded's threshold) on top of the mode's: torch.compile takes one or the other
+    compile_fresh(nn.Linear(2, 2), "inductor", "reduce-overhead", {"realize_opcount_threshold": 48})
     assert calls == [{"backend": "inductor", "mode": "reduce-overhead"}, {"backend": "inductor", "mode": None},
-                     {"backend": "aot_eager"}]
+                     {"backend": "aot_eager"},
+                     {"backend": "inductor", "options": {"triton.cudagraphs": True, "realize_opcount_threshold": 48}}]
 
 
 def test_pad_to_seq_len_gives_fixed_shapes(make_cfg):
