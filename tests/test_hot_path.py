@@ -171,3 +171,14 @@ def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path,
     saved = json.loads((tmp_path / "step.json").read_text())["rows"][0]["step"]
     assert [r["variant"] for r in saved] == ["standard", "packed"]
     assert "| minilm_mrpc | eager | packed |" in (tmp_path / "step.md").read_text()
+
+
+def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(make_cfg):
+    """The realize threshold seeded's hash needs changes what Inductor stores: the record says so."""
+    from pmexp.experiment.recorder import config_summary
+
+    seeded = config_summary(make_cfg("dropout=seeded", "trainer.compile=true"))
+    packed = config_summary(make_cfg("dropout=packed", "trainer.compile=true"))
+    eager = config_summary(make_cfg("dropout=seeded"))
+    assert seeded["inductor_options"] == "realize_opcount_threshold=48"
+    assert packed["inductor_options"] is None and eager["inductor_options"] is None
