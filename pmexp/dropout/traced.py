@@ -56,7 +56,9 @@ _M32 = 0xFFFFFFFF
 # of the attention's size (TinyBERT B16: 3.2 GB a layer, runs/2026-11-30-seeded-hash's kernel 19,
 # ``out_ptr0``), which ate most of what seeded saves. The hash is 39 ops now (a 2-D index, the seed
 # unhashed), recomputed in the second loop with this threshold; tests/test_compile.py checks the
-# lowering with CUDA's threshold on the CPU.
+# lowering with CUDA's threshold on the CPU. H200 (runs/2026-11-30-seeded-inline): seq 2048 peaks 99.6-99.7%
+# of standard's mask bytes lower, steps 1.01-1.08x standard's; the cost is compile time (BERT-large S2048's
+# first step 118-126 s against standard's 75: bigger kernels).
 SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 48}
 
 
