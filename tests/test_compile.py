@@ -273,3 +273,21 @@ def test_compiled_packed_stores_what_standard_does_but_its_mask():
     assert len(standard) == len(packed) == 2
     assert packed[1] == standard[1], (packed, standard)
     assert sorted([*packed[0], "bool"]) == standard[0], (packed, standard)
+
+
+def test_compiled_seeded_backward_stores_nothing_standard_does_not():
+    """The H200's seq-2048 cells lost most of seeded's saving to one float32 tensor of the attention's
+    size that Inductor stored in backward (grad * keep * scale * probs, read twice, more ops than CUDA's
+    realize threshold of 30). With seeded's Inductor options its backward realizes what standard's does,
+    and without them the stored tensor is there: the check sees the mechanism, not a tuned number."""
+    from pmexp.dropout.traced import SEEDED_INDUCTOR_OPTIONS, inductor_options
+
+    assert inductor_options("seeded") == SEEDED_INDUCTOR_OPTIONS and inductor_options("packed") == {}
+    standard = _realized_probs_buffers(lambda t: dropout(t, P, True, "standard"))
+    torch._dynamo.reset()
+    seeded = _realized_probs_buffers(lambda t: dropout(t, P, True, "seeded"), inductor_options("seeded"))
+    assert len(standard) == len(seeded) == 2  # forward, backward
+    assert seeded[1] == standard[1], (seeded, standard)
+    assert "bool" in standard[0] and "bool" not in seeded[0] and len(seeded[0]) < len(standard[0])
+    torch._dynamo.reset()
+    assert len(_realized_probs_buffers(lambda t: dropout(t, P, True, "seeded"))[1]) > len(standard[1])

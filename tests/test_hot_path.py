@@ -79,8 +79,11 @@ def test_compile_mode_reaches_torch_compile(monkeypatch):
     compile_fresh(nn.Linear(2, 2), "inductor", "reduce-overhead")
     compile_fresh(nn.Linear(2, 2), "inductor")
     compile_fresh(nn.Linear(2, 2), "aot_eager", "reduce-overhead")  # a mode is Inductor's: not passed on
+    # a variant's Inductor options (seeded's threshold) on top of the mode's: torch.compile takes one or the other
+    compile_fresh(nn.Linear(2, 2), "inductor", "reduce-overhead", {"realize_opcount_threshold": 48})
     assert calls == [{"backend": "inductor", "mode": "reduce-overhead"}, {"backend": "inductor", "mode": None},
-                     {"backend": "aot_eager"}]
+                     {"backend": "aot_eager"},
+                     {"backend": "inductor", "options": {"triton.cudagraphs": True, "realize_opcount_threshold": 48}}]
 
 
 def test_pad_to_seq_len_gives_fixed_shapes(make_cfg):
@@ -168,3 +171,14 @@ def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path,
     saved = json.loads((tmp_path / "step.json").read_text())["rows"][0]["step"]
     assert [r["variant"] for r in saved] == ["standard", "packed"]
     assert "| minilm_mrpc | eager | packed |" in (tmp_path / "step.md").read_text()
+
+
+def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(make_cfg):
+    """The realize threshold seeded's hash needs changes what Inductor stores: the record says so."""
+    from pmexp.experiment.recorder import config_summary
+
+    seeded = config_summary(make_cfg("dropout=seeded", "trainer.compile=true"))
+    packed = config_summary(make_cfg("dropout=packed", "trainer.compile=true"))
+    eager = config_summary(make_cfg("dropout=seeded"))
+    assert seeded["inductor_options"] == "realize_opcount_threshold=48"
+    assert packed["inductor_options"] is None and eager["inductor_options"] is None

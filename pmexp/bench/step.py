@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from pmexp.bench.dropout import report
 from pmexp.dropout import apply, attention_matmul, dropout, native
 from pmexp.dropout import functional as fn
+from pmexp.dropout.traced import inductor_options
 from pmexp.experiment.envinfo import env_info
 from pmexp.experiment.models import apply_tempo
 
@@ -119,7 +120,9 @@ def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     autocast = dtype != torch.float32
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
                                   foreach=True)
-    forward = torch.compile(model) if mode == "compiled" else model
+    # the trainer's compile: Inductor options the variant needs (seeded: pmexp.dropout.traced.inductor_options)
+    forward = torch.compile(model, options=inductor_options(split_variant(variant)[1]) or None) \
+        if mode == "compiled" else model
 
     fusion = attention_matmul.unfused if variant.startswith("unfused:") else contextlib.nullcontext
 

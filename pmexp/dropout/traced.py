@@ -23,11 +23,11 @@ partitioner choose what to keep:
   ``torch.utils.checkpoint`` region, which tells the partitioner to recompute it in backward
   from the 8-byte seed (random ops are never recomputed; the hash is plain integer arithmetic).
   The index is built so that no per-element tensor is shared between two dropouts (see
-  :func:`_index_plus`; before that an int64 index per attention dropout was saved). Left: in
-  backward Inductor stores parts of the hash (an int64 partial index, with eager attention a
-  float32 buffer of the probabilities' size) while it recomputes the mask, because the hash's
-  steps read each intermediate twice; at seq 2048 that transient costs 0.4-1.7 GB of peak
-  (runs/2026-11-29-compile-rerun).
+  :func:`_index_plus`; before that an int64 index per attention dropout was saved). In backward
+  Inductor used to store parts of the hash (an int64 partial index; with eager attention a float32
+  tensor of the probabilities' size) while recomputing the mask: at seq 2048, 0.4-1.7 GB of peak
+  (runs/2026-11-29-compile-rerun). Cause and fix: :data:`SEEDED_INDUCTOR_OPTIONS` (a shorter hash and
+  the realize threshold that fits it; graphs with seeded compile with :func:`inductor_options`).
   The hash stream differs from the eager Triton kernel's Philox stream: a compiled and an eager
   run of ``seeded`` draw different (equally distributed) masks under one seed.
 
@@ -38,6 +38,7 @@ eager CPU noise, so compiled and eager outputs and gradients are bit-identical.
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -45,9 +46,25 @@ from torch.utils.checkpoint import checkpoint
 
 from pmexp.masks.bits import pack_bits_torch, unpack_bits_torch
 
-__all__ = ["use_traced", "draw_bits", "packed_traced", "seeded_traced", "hash_keep"]
+__all__ = ["use_traced", "inductor_options", "draw_bits", "packed_traced", "seeded_traced", "hash_keep"]
 
 _M32 = 0xFFFFFFFF
+# Inductor stores (realizes) a pointwise value that two places read once it has more than
+# ``realize_opcount_threshold`` ops (30 on CUDA; torch 2.13 gives the CPU 50, so CPU runs hid this). In
+# seeded's backward, ``grad * keep(hash) * scale * probs`` is read by softmax backward's reduction and
+# again after it: 36 ops with the old hash, so on CUDA at seq 2048 it was written out as a float32 tensor
+# of the attention's size (TinyBERT B16: 3.2 GB a layer, runs/2026-11-30-seeded-hash's kernel 19,
+# ``out_ptr0``), which ate most of what seeded saves. The hash is 39 ops now (a 2-D index, the seed
+# unhashed), recomputed in the second loop with this threshold; tests/test_compile.py checks the
+# lowering with CUDA's threshold on the CPU. H200 (runs/2026-11-30-seeded-inline): seq 2048 peaks 99.6-99.7%
+# of standard's mask bytes lower, steps 1.01-1.08x standard's; the cost is compile time (BERT-large S2048's
+# first step 118-126 s against standard's 75: bigger kernels).
+SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 48}
+
+
+def inductor_options(variant: str | None) -> dict:
+    """Inductor options a compiled model with ``variant``'s dropout needs (``torch.compile(options=...)``)."""
+    return dict(SEEDED_INDUCTOR_OPTIONS) if variant == "seeded" and use_traced() else {}
 
 
 def use_traced() -> bool:
@@ -113,17 +130,24 @@ def _index_plus(key: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         size = shape[dim]
         view = [1] * len(shape)
         view[dim] = size
-        v = v + (torch.arange(size, device=key.device, dtype=torch.int64) * stride).view(view)
+        index = torch.arange(size, device=key.device, dtype=torch.int64)
+        v = v + (index if stride == 1 else index * stride).view(view)  # no "* 1": Inductor counts it
         stride *= size
     return v
 
 
 def hash_keep(seed: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
-    """Keep mask of ``shape`` from a 1-element int64 ``seed``: ``hash(index, seed) >= p * 2**32``."""
-    key = _hash32(seed & _M32) ^ ((seed >> 32) & _M32)
-    v = _index_plus(key, shape)  # index + key < 2**63: distinct indices give distinct (low, high) words
+    """Keep mask of ``shape`` from a 1-element int64 ``seed``: ``hash(index, seed) >= p * 2**32``.
+
+    The index runs over ``(rows, last dim)``: one index op per dimension is what Inductor counts
+    against its realize threshold (see :data:`SEEDED_INDUCTOR_OPTIONS`), and the rows' arange is
+    small (shared between dropouts of one shape, it costs 8 bytes a row if saved)."""
+    key = seed & _M32  # the seed is uniformly random already: hashing it added ops, not randomness
+    cols = shape[-1] if len(shape) else 1
+    rows = math.prod(shape) // max(cols, 1)
+    v = _index_plus(key, (rows, cols))  # index + key < 2**63: distinct indices give distinct (low, high) words
     r = _hash32((v & _M32) ^ (((v >> 32) * 0x9E3779B9) & _M32))
-    return r >= min(round(p * 2**32), _M32)
+    return (r >= min(round(p * 2**32), _M32)).view(shape)
 
 
 def seeded_traced(x: torch.Tensor, p: float) -> torch.Tensor:

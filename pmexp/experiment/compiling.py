@@ -20,17 +20,22 @@ from torch._dynamo.utils import counters
 __all__ = ["CompileWatch", "compile_fresh"]
 
 
-def compile_fresh(module: nn.Module, backend: str = "inductor", mode: str = "default") -> nn.Module:
+def compile_fresh(module: nn.Module, backend: str = "inductor", mode: str = "default",
+                  options: dict[str, Any] | None = None) -> nn.Module:
     """``torch.compile(module)`` after dropping every graph an earlier job left in this process.
 
     ``mode="reduce-overhead"`` (inductor) replays the compiled graphs as CUDA graphs: no host cost per
     kernel, fixed shapes (pad the data to ``seq_len``). PM-Drop's compiled variants draw their seeds on the
-    device, so every replay draws fresh masks.
+    device, so every replay draws fresh masks. ``options``: Inductor options on top of the mode's
+    (``pmexp.dropout.traced.inductor_options`` gives what a dropout variant needs).
     """
     torch._dynamo.reset()
-    if backend != "inductor":  # modes are Inductor's options
+    if backend != "inductor":  # modes and options are Inductor's
         return torch.compile(module, backend=backend)
-    return torch.compile(module, backend=backend, mode=None if mode == "default" else mode)
+    if not options:
+        return torch.compile(module, backend=backend, mode=None if mode == "default" else mode)
+    # torch.compile takes a mode or options, not both: the mode's options, then these
+    return torch.compile(module, backend=backend, options={**torch._inductor.list_mode_options(mode), **options})
 
 
 def _counts() -> tuple[int, int]:
