@@ -127,14 +127,20 @@ def test_hash_keep_rate_and_independence():
     assert hash_keep(seed, torch.Size([1000]), 0.0).all() and not hash_keep(seed, torch.Size([1000]), 1.0).any()
 
 
-def test_hash_keys_within_numel_give_shifted_masks_a_known_limit():
-    """The limit :func:`hash_keep`'s docstring states (the key is added to the index): keys ``d``
-    apart draw one mask shifted by ``d``. Pinned so the docstring stays true; a keyed hash that
-    fixes it replaces this test."""
-    shape, d = torch.Size([64, 1000]), 12_345
-    a = hash_keep(torch.tensor([987_654_321]), shape, 0.3).flatten()
-    b = hash_keep(torch.tensor([987_654_321 + d]), shape, 0.3).flatten()
-    assert torch.equal(b[:-d], a[d:])
+def test_hash_keys_close_together_give_unrelated_masks():
+    """Two seeds whose low words are ``d`` apart: with the key only added to the index their masks were
+    one mask shifted by ``d``; with the odd multiplier from the high bits the shifted overlap agrees as
+    two independent masks do (p^2 + (1-p)^2), unless the multipliers are equal too (chance 2**-28)."""
+    shape, d, p = torch.Size([64, 1000]), 12_345, 0.3
+    seed = 987_654_321 + (77 << 34)
+    a = hash_keep(torch.tensor([seed]), shape, p).flatten()
+    b = hash_keep(torch.tensor([seed + d + (5 << 34)]), shape, p).flatten()
+    n = a.numel() - d
+    agree = (b[:n] == a[d:]).double().mean().item()
+    independent = p * p + (1 - p) ** 2
+    assert abs(agree - independent) < 5 * (independent * (1 - independent) / n) ** 0.5  # binomial, 5 sigma
+    same_multiplier = hash_keep(torch.tensor([seed + d]), shape, p).flatten()
+    assert torch.equal(same_multiplier[:n], a[d:])  # the residual case, pinned so the docstring stays true
 
 
 def test_bad_compiled_dropout_choice_says_what_to_set(monkeypatch):
