@@ -41,6 +41,14 @@ def _host_and_wall_ms(step, steps: int) -> tuple[float, float]:
     return statistics.median(host), statistics.median(wall)
 
 
+def _kernel_us(events) -> float:
+    """Device time of the kernels, in us, as the table's footer counts it: not the GPU spans of
+    ``record_function`` ranges (``Optimizer.step#AdamW.step`` is one), which overlap the kernels and
+    whose length is the range's, not work (the first H200 run counted one as 2 ms a step)."""
+    cuda = torch.autograd.DeviceType.CUDA
+    return sum(e.self_device_time_total for e in events if e.device_type == cuda and not e.is_user_annotation)
+
+
 def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: int = 15) -> None:
     """Print ``variant``'s wall and device time a step in ``cell`` / ``mode``, and its top kernels."""
     step = make_step(cell, variant, mode)  # built and warmed up (compiled, or captured, already)
@@ -50,7 +58,7 @@ def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: in
             step()
         torch.cuda.synchronize()
     events = prof.key_averages()
-    device = sum(e.self_device_time_total for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
+    device = _kernel_us(events)
     print(f"\n## {cell} {mode} {variant}: wall {wall:.2f} ms/step unprofiled (host issues it in {host:.2f}), "
           f"device {device / steps / 1e3:.2f} ms/step of kernels; {steps} steps")
     print(events.table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70))
