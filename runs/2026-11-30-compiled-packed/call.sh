@@ -6,7 +6,7 @@
 # row, then the profile beside the ninth session's (runs/2026-11-30-compiled-packed/README.md). ~8 min.
 #   PMEXP_COMMIT=<sha> PMEXP_WHEELS=.carry/whl bash runs/2026-11-30-compiled-packed/call.sh   # carry .carry/whl .carry/mrpc .carry/vocab
 source runs/lanes.sh
-gate 150 tests/test_gpu.py tests/test_compile.py -k "opcheck or fresh_bits or fullgraph or on_cuda"
+gate 150 tests/test_gpu.py tests/test_compile.py -k "opcheck or fresh_bits or test_inductor_compile_fullgraph or keeps_bits_or_seeds"
 timeout 300 python3 -m pmexp.bench step --parts step --cells tinybert_512 bert_large_512_sdpa --modes compiled \
   --variants standard packed again:standard --reps 5 --out "$OUT/compiled" > "$OUT/compiled.log" 2>&1
 cat "$OUT/compiled/step.md" 2>/dev/null || tail -20 "$OUT/compiled.log"
