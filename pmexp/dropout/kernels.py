@@ -26,7 +26,7 @@ from torch.library import triton_op, wrap_triton
 
 __all__ = [
     "TILE", "KERNEL_DTYPES", "fused_dropout", "philox_bits", "bits_dropout_backward", "keep_threshold", "forward",
-    "backward", "draw_bits",
+    "backward", "keep_bits",
 ]
 
 TILE = 4096  # elements per program and per RNG tile; part of the random stream's definition
@@ -198,7 +198,7 @@ def fused_dropout(x: torch.Tensor, seed: torch.Tensor, p: float, store_bits: boo
     return forward(x, seed, p, store_bits, wrap_triton)
 
 
-def draw_bits(seed: torch.Tensor, n: int, p: float, wrap=_identity) -> torch.Tensor:
+def keep_bits(seed: torch.Tensor, n: int, p: float, wrap=_identity) -> torch.Tensor:
     """``ceil(n / 8)`` bytes of keep bits from a 1-element int64 device ``seed``: the bits
     :func:`forward` stores for ``x.numel() == n`` and that seed (padding bits of the last byte 0)."""
     bits = torch.empty((n + 7) // 8, dtype=torch.uint8, device=seed.device)
@@ -210,8 +210,8 @@ def draw_bits(seed: torch.Tensor, n: int, p: float, wrap=_identity) -> torch.Ten
 
 @triton_op("pmexp::philox_bits", mutates_args=())
 def philox_bits(seed: torch.Tensor, n: int, p: float) -> torch.Tensor:
-    """Keep bits only (see :func:`draw_bits`): compiled ``packed``'s draw on CUDA. Requires 0 < p < 1."""
-    return draw_bits(seed, n, p, wrap_triton)
+    """Keep bits only (see :func:`keep_bits`): compiled ``packed``'s draw on CUDA. Requires 0 < p < 1."""
+    return keep_bits(seed, n, p, wrap_triton)
 
 
 @triton_op("pmexp::bits_dropout_backward", mutates_args=())
