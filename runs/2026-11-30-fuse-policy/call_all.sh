@@ -5,6 +5,7 @@
 # the two the targets name, standard, and again:standard (a second standard model: the A/A row that
 # shows each cell's noise floor). ~6-8 min each on nvidia-h200; a cut call keeps its finished cells.
 #   PMEXP_COMMIT=<sha> PART=eager bash runs/2026-11-30-fuse-policy/call_all.sh   (device tool, carry .carry/whl)
+#   PMEXP_COMMIT=<sha> PART=compiled CELLS="tinybert_512 minilm_mrpc" bash runs/2026-11-30-fuse-policy/call_all.sh
 PMEXP_WHEELS=${PMEXP_WHEELS:-.carry/whl}
 source runs/lanes.sh
 case "${PART:?set PART=eager, graphed or compiled}" in
@@ -13,6 +14,9 @@ case "${PART:?set PART=eager, graphed or compiled}" in
   compiled) ARGS="--parts step --modes compiled" ;;
   *) echo "PART=$PART: use eager, graphed or compiled"; exit 2 ;;
 esac
-timeout 570 python3 -m pmexp.bench step $ARGS --variants standard packed seeded again:standard \
+# CELLS (optional) names a subset: compiled cells take 100-270 s each with four variants (ninth session's
+# calls: TinyBERT S512 ~100 s, BERT-large S512 SDPA ~270 s), so PART=compiled needs 2-3 calls, e.g.
+# CELLS="minilm_mrpc minilm_bf16 tinybert_512", then "bert_large_512 bert_large_512_sdpa", then bert_large_2048.
+timeout 570 python3 -m pmexp.bench step $ARGS ${CELLS:+--cells $CELLS} --variants standard packed seeded again:standard \
   --reps 5 --out "$OUT/$PART" > "$OUT/$PART.log" 2>&1
 cat "$OUT/$PART/step.md" 2>/dev/null || tail -20 "$OUT/$PART.log"
