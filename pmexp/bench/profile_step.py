@@ -10,7 +10,8 @@ synced steps), the time the host takes to issue it (until ``step()`` returns, be
 its device time (the kernels' self CUDA time over the profiled steps, divided by their number). Wall
 well above device time, with host time close to wall, means the GPU waits for the host: a host-bound
 step, where the host's cost per call decides (a sync inside the step also makes host time ~ wall).
-Then the kernels (and ops) with the most device time.
+Then how many kernels a step launches (each one host work in a host-bound step) and the kernels
+(and ops) with the most device time.
 Summing the table's rows instead of reading its footer counts an op and its kernels both.
 For finding why one variant is slower than another; reported throughput is ``pmexp.bench step``'s.
 """
@@ -41,12 +42,14 @@ def _host_and_wall_ms(step, steps: int) -> tuple[float, float]:
     return statistics.median(host), statistics.median(wall)
 
 
-def _kernel_us(events) -> float:
-    """Device time of the kernels, in us, as the table's footer counts it: not the GPU spans of
-    ``record_function`` ranges (``Optimizer.step#AdamW.step`` is one), which overlap the kernels and
-    whose length is the range's, not work (the first H200 run counted one as 2 ms a step)."""
+def _kernel_totals(events) -> tuple[float, int]:
+    """Device time of the kernels (us) and how many ran, as the table's footer counts them: not the
+    GPU spans of ``record_function`` ranges (``Optimizer.step#AdamW.step`` is one), which overlap the
+    kernels and whose length is the range's, not work (the first H200 run counted one as 2 ms a step).
+    The count says how many launches the host issues: in a host-bound step, each costs ~5 us or more."""
     cuda = torch.autograd.DeviceType.CUDA
-    return sum(e.self_device_time_total for e in events if e.device_type == cuda and not e.is_user_annotation)
+    kernels = [e for e in events if e.device_type == cuda and not e.is_user_annotation]
+    return sum(e.self_device_time_total for e in kernels), sum(e.count for e in kernels)
 
 
 def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: int = 15) -> None:
@@ -58,9 +61,9 @@ def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: in
             step()
         torch.cuda.synchronize()
     events = prof.key_averages()
-    device = _kernel_us(events)
+    device, launches = _kernel_totals(events)
     print(f"\n## {cell} {mode} {variant}: wall {wall:.2f} ms/step unprofiled (host issues it in {host:.2f}), "
-          f"device {device / steps / 1e3:.2f} ms/step of kernels; {steps} steps")
+          f"device {device / steps / 1e3:.2f} ms/step of kernels, {launches / steps:.0f} kernels a step; {steps} steps")
     print(events.table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70))
 
 
