@@ -127,6 +127,16 @@ def test_hash_keep_rate_and_independence():
     assert hash_keep(seed, torch.Size([1000]), 0.0).all() and not hash_keep(seed, torch.Size([1000]), 1.0).any()
 
 
+def test_hash_keys_within_numel_give_shifted_masks_a_known_limit():
+    """The limit :func:`hash_keep`'s docstring states (the key is added to the index): keys ``d``
+    apart draw one mask shifted by ``d``. Pinned so the docstring stays true; a keyed hash that
+    fixes it replaces this test."""
+    shape, d = torch.Size([64, 1000]), 12_345
+    a = hash_keep(torch.tensor([987_654_321]), shape, 0.3).flatten()
+    b = hash_keep(torch.tensor([987_654_321 + d]), shape, 0.3).flatten()
+    assert torch.equal(b[:-d], a[d:])
+
+
 def test_bad_compiled_dropout_choice_says_what_to_set(monkeypatch):
     monkeypatch.setenv("PMEXP_COMPILED_DROPOUT", "fast")
     fn = torch.compile(lambda x: dropout(x, P, True, "packed"), fullgraph=True, backend="aot_eager")

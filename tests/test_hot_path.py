@@ -196,3 +196,16 @@ def test_profile_step_counts_kernels_not_annotated_ranges():
               Event(device_type=cuda, is_user_annotation=True, self_device_time_total=100.0, count=1),
               Event(device_type=cpu, is_user_annotation=False, self_device_time_total=7.0, count=9)]
     assert _kernel_totals(events) == (5.0, 3)
+
+
+def test_profile_step_names_the_calls_that_stall_a_step():
+    """A sync or an allocator call inside a step stops the host running ahead of the device: the profile
+    says how many a step (Tempo's BERT-large step was 10.7 ms slower with 4.1 ms more kernels)."""
+    from types import SimpleNamespace as Event
+
+    from pmexp.bench.profile_step import _stalls
+
+    events = [Event(key="cudaStreamSynchronize", count=10), Event(key="cudaLaunchKernel", count=900),
+              Event(key="cudaFree", count=0)]
+    assert _stalls(events, steps=5) == "cudaStreamSynchronize 2"
+    assert _stalls(events[1:], steps=5) == "none"

@@ -52,6 +52,17 @@ def _kernel_totals(events) -> tuple[float, int]:
     return sum(e.self_device_time_total for e in kernels), sum(e.count for e in kernels)
 
 
+# CUDA runtime calls that stall the host or the device: a synchronisation waits for the device, and the
+# caching allocator's cudaMalloc / cudaFree (when it must grow or give memory back) synchronise too.
+_STALLS = ("cudaDeviceSynchronize", "cudaStreamSynchronize", "cudaEventSynchronize", "cudaMalloc", "cudaFree")
+
+
+def _stalls(events, steps: int) -> str:
+    """The stalling runtime calls a step (the profiled loop's closing synchronize counts once in all)."""
+    counts = {e.key: e.count / steps for e in events if e.key in _STALLS and e.count}
+    return ", ".join(f"{name} {n:g}" for name, n in counts.items()) or "none"
+
+
 def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: int = 15) -> None:
     """Print ``variant``'s wall and device time a step in ``cell`` / ``mode``, and its top kernels."""
     step = make_step(cell, variant, mode)  # built and warmed up (compiled, or captured, already)
@@ -64,6 +75,7 @@ def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: in
     device, launches = _kernel_totals(events)
     print(f"\n## {cell} {mode} {variant}: wall {wall:.2f} ms/step unprofiled (host issues it in {host:.2f}), "
           f"device {device / steps / 1e3:.2f} ms/step of kernels, {launches / steps:.0f} kernels a step; {steps} steps")
+    print(f"stalling runtime calls a step: {_stalls(events, steps)}")
     print(events.table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70))
 
 

@@ -160,7 +160,16 @@ def hash_keep(seed: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
 
     The index runs over ``(rows, last dim)``: one index op per dimension is what Inductor counts
     against its realize threshold (see :data:`SEEDED_INDUCTOR_OPTIONS`), and the rows' arange is
-    small (shared between dropouts of one shape, it costs 8 bytes a row if saved)."""
+    small (shared between dropouts of one shape, it costs 8 bytes a row if saved).
+
+    Known limit: the key enters by addition, so two calls whose 32-bit keys lie within ``numel`` of
+    each other draw masks that are shifted copies on their overlap (``mask_b[j] == mask_a[j + d]``,
+    ``d`` the keys' difference; tests/test_compile.py). For one pair that happens with probability
+    ``2 * numel / 2**32``: 9% for TinyBERT S512 B64's attention (201M elements), 3% for BERT-large
+    S512 B16's (67M), so some pairs of a step's layers share their mask that way. Each mask is still
+    Bernoulli(1 - p) per element; eager ``seeded`` (Philox keyed by the seed) does not have this.
+    Not changed yet: a key mixed in after a hash round costs ~11 ops, over the room the realize
+    threshold leaves (39 of 48), and the threshold is what keeps seq 2048's memory (measured only at 48)."""
     key = seed & _M32  # the seed is uniformly random already: hashing it added ops, not randomness
     cols = shape[-1] if len(shape) else 1
     rows = math.prod(shape) // max(cols, 1)

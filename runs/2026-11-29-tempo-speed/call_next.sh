@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (written when the session's device time was spent). For branch tempo-attention-casts:
+# Ran (commit c86e7a9; record: runs/2026-11-30-tempo-casts). For branch tempo-attention-casts:
 # Tempo's GPU tests first (the branch's attention casts and LayerNorm kernel have run only through
 # Triton's CPU interpreter), then the same bench and profile as call.sh. ~5 min on nvidia-h200.
 #   git checkout tempo-attention-casts && PMEXP_COMMIT=<sha> bash runs/2026-11-29-tempo-speed/call_next.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (written with no device time left). Branch attention-dropout-matmul: eager attention's
+# Ran (commits 10fe59a, 097aefe; record: README.md here). Branch attention-dropout-matmul: eager attention's
 # dropout -> matmul without matmul's copy of the dropped probabilities (pmexp.dropout.attention_matmul).
 # First its tests on CUDA (the C++ eager path's autograd node is called directly there: only a GPU can
 # check that), then the price: the step bench with each variant fused and `unfused:<v>`, interleaved,

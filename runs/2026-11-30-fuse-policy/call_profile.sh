@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (written when the eighth session's device time was spent). Where the three misses left
+# Its compiled TinyBERT part ran in the ninth session (runs/2026-11-30-compiled-packed); the MiniLM and Tempo parts not yet. Where the three misses left
 # in issue 12 spend their time, wall against device time a step and the top kernels
 # (pmexp.bench.profile_step): MiniLM bf16 eager (host-bound, 0.96-0.97x for every variant), compiled
 # TinyBERT S512 packed (0.953x), Tempo on BERT-large S512 (0.898x of packed). ~6 min on nvidia-h200.

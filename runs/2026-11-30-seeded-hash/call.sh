@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (written with no device time left). Compiled `seeded` after the short hash (commit
+# Ran (commit 60f5eac; record: README.md here). Compiled `seeded` after the short hash (commit
 # 20a23f6): does backward's recompute still store an int64 index on the GPU, and what is left of
 # standard's mask bytes at seq 2048? The two eager-attention cells where seeded missed its memory
 # target in runs/2026-11-29-compile-rerun (TinyBERT 2048 B16: -1,124 MB of a needed -2,844;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (branch seeded-inline-hash, written when the eighth session's device time was spent).
+# Ran in the ninth session (record: README.md here, call1/; BERT-large 2048 seeded was cut, see call2.sh, call3.sh).
 # Compiled seeded with the 39-op hash and Inductor's realize threshold at 48 (pmexp.dropout.traced.
 # SEEDED_INDUCTOR_OPTIONS): does seq 2048 now keep seeded's saving? Cells and settings as
 # runs/2026-11-30-seeded-hash (TinyBERT 2048 B16 needs <= 19,982 MB against standard's 22,984;
