@@ -17,8 +17,10 @@ partitioner choose what to keep:
   :func:`pmexp.masks.bits.unpack_bits_torch`. With it a compiled BERT keeps the bits and otherwise
   exactly what compiled ``standard`` keeps (CPU: tests/test_compile.py; H200: runs/2026-11-29-compile-rerun,
   e.g. BERT-large bf16 seq 512: 16,613 MB + 241 MB of bits against 16,613 + 1,928 MB of bool masks).
-  On CUDA ``packed`` draws its bits in rows of 8 (:func:`draw_bits`) rather than packing a mask of
-  ``x``'s shape, which made Inductor write float32 randoms to memory and read them back.
+  On CUDA ``packed`` draws its bits alone, with one Triton kernel (``pmexp::philox_bits``: the
+  eager kernel's Philox stream, 4 keep decisions per Philox call). Before: packing a mask of ``x``'s
+  shape made Inductor write float32 randoms to memory and read them back; then rows of 8 drawn
+  with ``rand`` (:func:`draw_bits`, still the path without Triton) spent a Philox call per element.
 - ``seeded``: the mask is a counter-based hash of (seed, element index) inside a
   ``torch.utils.checkpoint`` region, which tells the partitioner to recompute it in backward
   from the 8-byte seed (random ops are never recomputed; the hash is plain integer arithmetic).
@@ -97,13 +99,30 @@ def draw_bits(numel: int, p: float, device: torch.device) -> torch.Tensor:
     return (keep.to(torch.uint8) << shifts).sum(-1, dtype=torch.uint8)
 
 
+def _fresh_bits(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep bits for ``x`` from a fresh seed: on CUDA the eager kernel's Philox stream (one Triton
+    kernel, ``pmexp::philox_bits``, 4 keep decisions per Philox call); elsewhere :func:`draw_bits`.
+    Why not :func:`draw_bits` on CUDA: Inductor's ``rand`` spends a Philox call per element, and
+    that separate kernel took 590 us a layer in compiled TinyBERT S512, where standard draws inside
+    its softmax kernel: most of packed's 4.7% there (runs/2026-11-30-compiled-packed)."""
+    if x.device.type == "cuda":
+        try:
+            from pmexp.dropout import kernels  # noqa: F401  (registers pmexp::philox_bits; imports Triton)
+        except ImportError:  # no Triton: Inductor's randoms below
+            pass
+        else:
+            seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
+            return torch.ops.pmexp.philox_bits(seed, x.numel(), p)
+    return draw_bits(x.numel(), p, x.device)
+
+
 def packed_traced(x: torch.Tensor, p: float, exact: bool = True) -> torch.Tensor:
     """Dropout whose only saved state can be the packed bits (see the module docstring). ``exact``:
-    the mask torch's own dropout would draw (``packed_exact``; CPU); else rows of fresh randoms."""
+    the mask torch's own dropout would draw (``packed_exact``; CPU); else fresh bits (:func:`_fresh_bits`)."""
     if exact:
         bits = pack_bits_torch(_keep_as_torch_draws(x.detach(), p))
     else:
-        bits = draw_bits(x.numel(), p, x.device)
+        bits = _fresh_bits(x, p)
     keep = unpack_bits_torch(bits, x.numel()).view(x.shape)
     # keep / (1 - p) per element is torch's CPU noise bit for bit. Not a 0-d scale tensor: one such
     # constant would be shared (CSE) by every dropout in the graph, and the partitioner's "used far
