@@ -40,6 +40,7 @@ eager CPU noise, so compiled and eager outputs and gradients are bit-identical.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -105,15 +106,25 @@ def _fresh_bits(x: torch.Tensor, p: float) -> torch.Tensor:
     Why not :func:`draw_bits` on CUDA: Inductor's ``rand`` spends a Philox call per element, and
     that separate kernel took 590 us a layer in compiled TinyBERT S512, where standard draws inside
     its softmax kernel: most of packed's 4.7% there (runs/2026-11-30-compiled-packed)."""
-    if x.device.type == "cuda":
-        try:
-            from pmexp.dropout import kernels  # noqa: F401  (registers pmexp::philox_bits; imports Triton)
-        except ImportError:  # no Triton: Inductor's randoms below
-            pass
-        else:
-            seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
-            return torch.ops.pmexp.philox_bits(seed, x.numel(), p)
+    if x.device.type == "cuda" and _registers_philox_bits():
+        seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
+        return torch.ops.pmexp.philox_bits(seed, x.numel(), p)
     return draw_bits(x.numel(), p, x.device)
+
+
+@functools.cache
+def _registers_philox_bits() -> bool:
+    """Import the Triton kernels (registering ``pmexp::philox_bits``); False without Triton. Called
+    at import on CUDA machines, so a compiled graph's trace never runs the import itself."""
+    try:
+        from pmexp.dropout import kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if torch.cuda.is_available():
+    _registers_philox_bits()
 
 
 def packed_traced(x: torch.Tensor, p: float, exact: bool = True) -> torch.Tensor:
