@@ -131,6 +131,21 @@ def test_compiled_packed_draws_fresh_bits_each_call():
     assert not torch.equal(first, second)
 
 
+def test_compiled_packed_fresh_bits_with_dynamic_shapes():
+    """Unpadded batches change shape from step to step, and Dynamo then compiles with symbolic sizes:
+    ``pmexp::philox_bits`` gets a symbolic element count (its grid too). Mask and gradient agree."""
+    torch._dynamo.reset()
+    fn = torch.compile(lambda t: dropout(t, 0.3, True, "packed"), fullgraph=True, dynamic=True)
+    for rows in (37, 64, 129):
+        x = torch.randn(rows, 1000, device="cuda", requires_grad=True)
+        y = fn(x)
+        (g,) = torch.autograd.grad(y.sum(), x)
+        keep = y != 0
+        assert torch.equal(g != 0, keep)
+        sigma = (0.3 * 0.7 / x.numel()) ** 0.5
+        assert abs(keep.double().mean().item() - 0.7) < 5 * sigma
+
+
 @pytest.mark.parametrize("variant", ["packed_exact", "packed", "seeded"])
 def test_inductor_compile_fullgraph(variant):
     torch._dynamo.reset()
