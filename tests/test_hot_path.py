@@ -147,9 +147,6 @@ def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path,
     """A call cut or killed mid-run keeps step.json and a readable step.md of the cells done."""
     import json
 
-    import pytest
-    import torch
-
     from pmexp.bench import step
 
     def fake_cell(cell, mode, variants, reps, steps, min_round_s):
