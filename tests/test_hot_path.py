@@ -179,7 +179,8 @@ def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(mak
     eager = config_summary(make_cfg("dropout=seeded"))
     from pmexp.dropout.traced import SEEDED_INDUCTOR_OPTIONS
 
-    assert seeded["inductor_options"] == f"realize_opcount_threshold={SEEDED_INDUCTOR_OPTIONS['realize_opcount_threshold']}"
+    threshold = SEEDED_INDUCTOR_OPTIONS["realize_opcount_threshold"]
+    assert seeded["inductor_options"] == f"realize_opcount_threshold={threshold}"
     assert packed["inductor_options"] is None and eager["inductor_options"] is None
 
 
