@@ -40,7 +40,6 @@ eager CPU noise, so compiled and eager outputs and gradients are bit-identical.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 
@@ -106,16 +105,14 @@ def _fresh_bits(x: torch.Tensor, p: float) -> torch.Tensor:
     Why not :func:`draw_bits` on CUDA: Inductor's ``rand`` spends a Philox call per element, and
     that separate kernel took 590 us a layer in compiled TinyBERT S512, where standard draws inside
     its softmax kernel: most of packed's 4.7% there (runs/2026-11-30-compiled-packed)."""
-    if x.device.type == "cuda" and _registers_philox_bits():
+    if x.device.type == "cuda" and _HAS_PHILOX_BITS:
         seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
         return torch.ops.pmexp.philox_bits(seed, x.numel(), p)
     return draw_bits(x.numel(), p, x.device)
 
 
-@functools.cache
-def _registers_philox_bits() -> bool:
-    """Import the Triton kernels (registering ``pmexp::philox_bits``); False without Triton. Called
-    at import on CUDA machines, so a compiled graph's trace never runs the import itself."""
+def _import_philox_bits() -> bool:
+    """Import the Triton kernels (registering ``pmexp::philox_bits``); False without Triton."""
     try:
         from pmexp.dropout import kernels  # noqa: F401
     except ImportError:
@@ -123,8 +120,10 @@ def _registers_philox_bits() -> bool:
     return True
 
 
-if torch.cuda.is_available():
-    _registers_philox_bits()
+# A module constant, not a cached function: Dynamo traces through a cache wrapper (and so into the
+# import) on every compiled trace; a global bool is a guarded constant. Imported here, at import time
+# on CUDA machines, so no compiled graph's trace runs the import itself.
+_HAS_PHILOX_BITS = torch.cuda.is_available() and _import_philox_bits()
 
 
 def packed_traced(x: torch.Tensor, p: float, exact: bool = True) -> torch.Tensor:
