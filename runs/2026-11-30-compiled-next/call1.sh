@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# NOT RUN YET (branch compiled-next = main + seeded-keyed-hash + packed-philox-bits, written in the ninth
-# session with its device time spent). Call 1 of 2, ~9.5 min on nvidia-h200:
+# Ran in the tenth session at 30cd47a (record: README.md here, call1/). Branch compiled-next = main +
+# seeded-keyed-hash + packed-philox-bits. Call 1 of 2, ~9.5 min on nvidia-h200:
 #  - does the keyed hash at realize threshold 52 keep compiled seeded's seq-2048 saving? (TinyBERT B16
 #    needs <= 19,982 MB, was 19,838 at 48 unkeyed; BERT-large B4 <= 48,377, was 48,067; 8 steps: its
 #    compile alone takes ~2 min)

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# NOT RUN YET (branch compiled-next). Call 2 of 2, ~9 min on nvidia-h200: compiled BERT-large S512 SDPA
+# Ran in the tenth session at 30cd47a (record: README.md here, call2/; its bench hit the 300 s timeout on a
+# cold Inductor cache: rerun as call3.sh). Branch compiled-next. Call 2 of 2, ~9 min on nvidia-h200:
+# compiled BERT-large S512 SDPA
 # (packed 0.997x and seeded 1.012x before) with the A/A row, the compiled TinyBERT profile (standard
 # against packed: did the 592 us bit-draw kernel go?), then the GPU tests of pmexp::philox_bits and of
 # compiled seeded's statistics.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# NOT RUN YET (branch packed-philox-bits). Compiled packed drawing its bits with pmexp::philox_bits
+# Never run as written: its cells were measured at 30cd47a (branch compiled-next, which holds this branch)
+# by runs/2026-11-30-compiled-next/call1.sh and call3.sh; see that folder's README. (Branch packed-philox-bits.) Compiled packed drawing its bits with pmexp::philox_bits
 # (4 keep decisions per Philox call) instead of Inductor's rand: is TinyBERT S512 compiled now >= 0.99x
 # standard, does BERT-large S512 SDPA hold, and does the partitioner still keep only bits? Tests of what
 # the branch changed first (short: the full GPU files take >150 s), then the compiled bench with the A/A
