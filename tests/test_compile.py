@@ -127,14 +127,20 @@ def test_hash_keep_rate_and_independence():
     assert hash_keep(seed, torch.Size([1000]), 0.0).all() and not hash_keep(seed, torch.Size([1000]), 1.0).any()
 
 
-def test_hash_keys_within_numel_give_shifted_masks_a_known_limit():
-    """The limit :func:`hash_keep`'s docstring states (the key is added to the index): keys ``d``
-    apart draw one mask shifted by ``d``. Pinned so the docstring stays true; a keyed hash that
-    fixes it replaces this test."""
-    shape, d = torch.Size([64, 1000]), 12_345
-    a = hash_keep(torch.tensor([987_654_321]), shape, 0.3).flatten()
-    b = hash_keep(torch.tensor([987_654_321 + d]), shape, 0.3).flatten()
-    assert torch.equal(b[:-d], a[d:])
+def test_hash_keys_close_together_give_unrelated_masks():
+    """Two seeds whose low words are ``d`` apart: with the key only added to the index their masks were
+    one mask shifted by ``d``; with the odd multiplier from the high bits the shifted overlap agrees as
+    two independent masks do (p^2 + (1-p)^2), unless the multipliers are equal too (chance 2**-28)."""
+    shape, d, p = torch.Size([64, 1000]), 12_345, 0.3
+    seed = 987_654_321 + (77 << 34)
+    a = hash_keep(torch.tensor([seed]), shape, p).flatten()
+    b = hash_keep(torch.tensor([seed + d + (5 << 34)]), shape, p).flatten()
+    n = a.numel() - d
+    agree = (b[:n] == a[d:]).double().mean().item()
+    independent = p * p + (1 - p) ** 2
+    assert abs(agree - independent) < 5 * (independent * (1 - independent) / n) ** 0.5  # binomial, 5 sigma
+    same_multiplier = hash_keep(torch.tensor([seed + d]), shape, p).flatten()
+    assert torch.equal(same_multiplier[:n], a[d:])  # the residual case, pinned so the docstring stays true
 
 
 def test_bad_compiled_dropout_choice_says_what_to_set(monkeypatch):
@@ -154,9 +160,9 @@ def test_standard_is_torch_dropout_when_compiled():
 
 
 @functools.cache  # each compile takes seconds on a CPU; several tests read the same variant
-def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: bool = False) -> dict:
+def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: bool = False, device: str = "cpu") -> dict:
     """What a compiled tiny BERT keeps for backward. ``fresh_bits``: `packed` draws its bits in rows
-    of 8 (:func:`pmexp.dropout.traced.draw_bits`, its CUDA path) instead of packing torch's CPU mask."""
+    of 8 (:func:`pmexp.dropout.traced.draw_bits`, its path without Triton) instead of packing torch's CPU mask."""
     transformers = pytest.importorskip("transformers")
     from pmexp.dropout import apply, traced
 
@@ -164,7 +170,7 @@ def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: boo
         original = traced.packed_traced
         traced.packed_traced = lambda x, p, exact=True: original(x, p, exact=False)
         try:
-            return _compiled_bert_saved.__wrapped__(variant, attention)
+            return _compiled_bert_saved.__wrapped__(variant, attention, device=device)
         finally:
             traced.packed_traced = original
 
@@ -172,10 +178,10 @@ def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: boo
     cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                   intermediate_size=128, attn_implementation=attention)
     torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(cfg).train()
+    model = transformers.BertForSequenceClassification(cfg).train().to(device)
     if variant != "standard":
         apply(model, variant)
-    ids, labels = torch.randint(5, 99, (8, 128)), torch.randint(0, 2, (8,))
+    ids, labels = torch.randint(5, 99, (8, 128), device=device), torch.randint(0, 2, (8,), device=device)
     fn = torch.compile(model)
     fn(input_ids=ids, labels=labels).loss.backward()
     with SavedTensorAccounting(model.parameters()) as acct:
@@ -215,10 +221,24 @@ def test_compiled_sdpa_bert_routes_its_math_fallback_through_the_variant():
 
 
 def test_compiled_bert_packed_fresh_bits_keep_bits_not_randoms():
-    """`packed`'s CUDA path under compile draws its bits in rows of 8 (so the randoms never reach
+    """`packed` without Triton draws its bits under compile in rows of 8 (so the randoms never reach
     memory); in a whole model it must keep the same as packing torch's mask: bits, nothing else."""
     packed, fresh = _compiled_bert_saved("packed"), _compiled_bert_saved("packed", fresh_bits=True)
     assert fresh["saved_bytes_by_dtype"] == packed["saved_bytes_by_dtype"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_compiled_bert_on_cuda_keeps_bits_or_seeds_not_masks(variant):
+    """On CUDA compiled `packed` draws its bits in an op Inductor cannot look into
+    (``pmexp::philox_bits``; the CPU tests above cannot trace it) and `seeded` hashes: the partitioner
+    must still keep bits (or seeds) and otherwise what compiled `standard` keeps."""
+    standard, other = _compiled_bert_saved("standard", device="cuda"), _compiled_bert_saved(variant, device="cuda")
+    small = 16 * 1024  # as above
+    assert other["saved_bytes_by_dtype"].get("bool", 0) < small
+    assert other["saved_mask_bytes"] <= standard["saved_mask_bytes"] // 8 + small
+    assert abs(other["saved_activation_bytes"] - standard["saved_activation_bytes"]) < standard["saved_mask_bytes"] / 8
 
 
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
@@ -273,8 +293,9 @@ def _realized_probs_buffers(drop, options: dict | None = None) -> list[list[str]
 
 
 def test_compiled_packed_stores_what_standard_does_but_its_mask():
-    """CUDA's packed path (rows-of-8 bits) with CUDA's thresholds: forward realizes standard's tensors
-    less the bool mask (the bits are 1/8 of its size, under this count), backward exactly standard's."""
+    """Packed's fresh-bits path (here rows-of-8 bits; on CUDA the bits come from an op, which the CPU
+    cannot trace) with CUDA's thresholds: forward realizes standard's tensors less the bool mask (the
+    bits are 1/8 of its size, under this count), backward exactly standard's."""
     from pmexp.dropout.traced import packed_traced
 
     standard = _realized_probs_buffers(lambda t: dropout(t, P, True, "standard"))

@@ -115,6 +115,35 @@ def test_opcheck_custom_ops():
     torch.library.opcheck(torch.ops.pmexp.fused_dropout.default, (x, seed, 0.2, False))
     bits = torch.ops.pmexp.fused_dropout(x, seed, 0.2, True)[1]
     torch.library.opcheck(torch.ops.pmexp.bits_dropout_backward.default, (x, bits, 0.2))
+    torch.library.opcheck(torch.ops.pmexp.philox_bits.default, (seed, 3000, 0.2))
+    assert torch.equal(torch.ops.pmexp.philox_bits(seed, 3000, 0.2), bits)  # the fused forward's stream
+
+
+def test_compiled_packed_draws_fresh_bits_each_call():
+    """Compiled `packed` on CUDA draws its bits with ``pmexp::philox_bits`` from a seed drawn in the
+    graph: each call a new mask, kept at 1 - p."""
+    torch._dynamo.reset()
+    fn = torch.compile(lambda t: dropout(t, 0.3, True, "packed"), fullgraph=True)
+    x = torch.ones(1 << 20, device="cuda")
+    first, second = fn(x) != 0, fn(x) != 0
+    sigma = (0.3 * 0.7 / x.numel()) ** 0.5  # binomial keep rate: 5 sigma fails a correct draw with p < 6e-7
+    assert abs(first.double().mean().item() - 0.7) < 5 * sigma
+    assert not torch.equal(first, second)
+
+
+def test_compiled_packed_fresh_bits_with_dynamic_shapes():
+    """Unpadded batches change shape from step to step, and Dynamo then compiles with symbolic sizes:
+    ``pmexp::philox_bits`` gets a symbolic element count (its grid too). Mask and gradient agree."""
+    torch._dynamo.reset()
+    fn = torch.compile(lambda t: dropout(t, 0.3, True, "packed"), fullgraph=True, dynamic=True)
+    for rows in (37, 64, 129):
+        x = torch.randn(rows, 1000, device="cuda", requires_grad=True)
+        y = fn(x)
+        (g,) = torch.autograd.grad(y.sum(), x)
+        keep = y != 0
+        assert torch.equal(g != 0, keep)
+        sigma = (0.3 * 0.7 / x.numel()) ** 0.5
+        assert abs(keep.double().mean().item() - 0.7) < 5 * sigma
 
 
 @pytest.mark.parametrize("variant", ["packed_exact", "packed", "seeded"])

@@ -135,3 +135,14 @@ def test_masked_matmul_is_the_unfused_dropout_then_matmul(variant):
         return saved_tensor_bytes(forward)["saved_total_bytes"]
 
     assert saved(False) - saved(True) == 2 * 3 * 40 * 40 * 4  # exactly one float32 tensor of probs' size
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, kernels.TILE, 3 * kernels.TILE + 77])
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_philox_bits_are_the_fused_forwards_bits(n, p):
+    """Compiled `packed` on CUDA draws its bits alone (``pmexp::philox_bits``): the very bits the
+    fused forward stores for the same seed, padding bits of the last byte included (zero)."""
+    seed = torch.tensor([20261130])
+    bits = torch.ops.pmexp.philox_bits(seed, n, p)
+    assert torch.equal(bits, torch.ops.pmexp.fused_dropout(torch.ones(n), seed, p, True)[1])
+    assert not torch.equal(bits, torch.ops.pmexp.philox_bits(seed + 1, n, p)) or n < 64

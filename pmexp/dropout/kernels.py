@@ -6,6 +6,7 @@ random numbers from ``seed`` (drawn from torch's default generator: an int in ea
 when ``store_bits``, the keep mask packed 8 elements per byte (the :mod:`pmexp.masks` layout).
 Dropout's backward is the same map applied to the gradient, so the ``seeded`` variant's backward
 calls this op again with the same seed. ``pmexp::bits_dropout_backward(grad, bits, p)`` is the ``packed`` backward.
+``pmexp::philox_bits(seed, n, p)`` draws the same bits alone (compiled ``packed`` on CUDA).
 
 The random stream depends only on (seed, element index): element ``e`` lies in tile
 ``t = e // TILE``; within a tile, chunk ``j = (e % TILE) // (TILE / 4)`` takes output ``j`` of the
@@ -23,7 +24,10 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-__all__ = ["TILE", "KERNEL_DTYPES", "fused_dropout", "bits_dropout_backward", "keep_threshold", "forward", "backward"]
+__all__ = [
+    "TILE", "KERNEL_DTYPES", "fused_dropout", "philox_bits", "bits_dropout_backward", "keep_threshold", "forward",
+    "backward", "keep_bits",
+]
 
 TILE = 4096  # elements per program and per RNG tile; part of the random stream's definition
 _NUM_WARPS = 4
@@ -60,14 +64,24 @@ def _fwd_chunk(
     idx = start + local
     inb = idx < n
     x = tl.load(x_ptr + idx, mask=inb, other=0)
-    keep = ((r.to(tl.uint32, bitcast=True) >> 1).to(tl.int32) >= threshold) & inb
+    keep = _keep(r, threshold) & inb
     y = tl.where(keep, _scaled(x, scale, COMPUTE), 0.0)
     tl.store(y_ptr + idx, y.to(y_ptr.dtype.element_ty), mask=inb)
     if STORE_BITS:
-        weighted = keep.to(tl.int32) << (local % 8)
-        byte = tl.sum(tl.reshape(weighted, (Q // 8, 8)), axis=1)
-        b_idx = start // 8 + tl.arange(0, Q // 8)
-        tl.store(bits_ptr + b_idx, byte.to(tl.uint8), mask=b_idx * 8 < n)
+        _store_bits(bits_ptr, start, local, keep, n, Q)
+
+
+@triton.jit
+def _keep(r, threshold):
+    return (r.to(tl.uint32, bitcast=True) >> 1).to(tl.int32) >= threshold
+
+
+@triton.jit
+def _store_bits(bits_ptr, start, local, keep, n, Q: tl.constexpr):
+    weighted = keep.to(tl.int32) << (local % 8)
+    byte = tl.sum(tl.reshape(weighted, (Q // 8, 8)), axis=1)
+    b_idx = start // 8 + tl.arange(0, Q // 8)
+    tl.store(bits_ptr + b_idx, byte.to(tl.uint8), mask=b_idx * 8 < n)
 
 
 @triton.jit(do_not_specialize=["seed"])
@@ -95,6 +109,21 @@ def _fwd_kernel(
     _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + Q, local, r1, threshold, scale, n, Q, STORE_BITS, COMPUTE)
     _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + 2 * Q, local, r2, threshold, scale, n, Q, STORE_BITS, COMPUTE)
     _fwd_chunk(x_ptr, y_ptr, bits_ptr, base + 3 * Q, local, r3, threshold, scale, n, Q, STORE_BITS, COMPUTE)
+
+
+@triton.jit(do_not_specialize=["seed"])
+def _bits_kernel(bits_ptr, seed, n, threshold, TILE: tl.constexpr):
+    """The bits ``_fwd_kernel`` stores for ``seed``, without reading or writing ``x``: 4 keep
+    decisions per Philox call, where Inductor's ``rand`` spends a call on each (compiled ``packed``)."""
+    pid = tl.program_id(0)
+    Q: tl.constexpr = TILE // 4
+    local = tl.arange(0, Q)
+    r0, r1, r2, r3 = tl.randint4x(tl.load(seed), pid * Q + local)
+    base = pid.to(tl.int64) * TILE
+    _store_bits(bits_ptr, base, local, _keep(r0, threshold) & (base + local < n), n, Q)
+    _store_bits(bits_ptr, base + Q, local, _keep(r1, threshold) & (base + Q + local < n), n, Q)
+    _store_bits(bits_ptr, base + 2 * Q, local, _keep(r2, threshold) & (base + 2 * Q + local < n), n, Q)
+    _store_bits(bits_ptr, base + 3 * Q, local, _keep(r3, threshold) & (base + 3 * Q + local < n), n, Q)
 
 
 @triton.jit
@@ -167,6 +196,22 @@ def backward(grad: torch.Tensor, bits: torch.Tensor, p: float, wrap=_identity,
 def fused_dropout(x: torch.Tensor, seed: torch.Tensor, p: float, store_bits: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused dropout forward; ``bits`` is empty unless ``store_bits``. Requires 0 < p < 1."""
     return forward(x, seed, p, store_bits, wrap_triton)
+
+
+def keep_bits(seed: torch.Tensor, n: int, p: float, wrap=_identity) -> torch.Tensor:
+    """``ceil(n / 8)`` bytes of keep bits from a 1-element int64 device ``seed``: the bits
+    :func:`forward` stores for ``x.numel() == n`` and that seed (padding bits of the last byte 0)."""
+    bits = torch.empty((n + 7) // 8, dtype=torch.uint8, device=seed.device)
+    if n:
+        wrap(_bits_kernel)[(triton.cdiv(n, TILE),)](bits, seed, n, keep_threshold(p), TILE=TILE,
+                                                     num_warps=_NUM_WARPS)
+    return bits
+
+
+@triton_op("pmexp::philox_bits", mutates_args=())
+def philox_bits(seed: torch.Tensor, n: int, p: float) -> torch.Tensor:
+    """Keep bits only (see :func:`keep_bits`): compiled ``packed``'s draw on CUDA. Requires 0 < p < 1."""
+    return keep_bits(seed, n, p, wrap_triton)
 
 
 @triton_op("pmexp::bits_dropout_backward", mutates_args=())

@@ -17,8 +17,10 @@ partitioner choose what to keep:
   :func:`pmexp.masks.bits.unpack_bits_torch`. With it a compiled BERT keeps the bits and otherwise
   exactly what compiled ``standard`` keeps (CPU: tests/test_compile.py; H200: runs/2026-11-29-compile-rerun,
   e.g. BERT-large bf16 seq 512: 16,613 MB + 241 MB of bits against 16,613 + 1,928 MB of bool masks).
-  On CUDA ``packed`` draws its bits in rows of 8 (:func:`draw_bits`) rather than packing a mask of
-  ``x``'s shape, which made Inductor write float32 randoms to memory and read them back.
+  On CUDA ``packed`` draws its bits alone, with one Triton kernel (``pmexp::philox_bits``: the
+  eager kernel's Philox stream, 4 keep decisions per Philox call). Before: packing a mask of ``x``'s
+  shape made Inductor write float32 randoms to memory and read them back; then rows of 8 drawn
+  with ``rand`` (:func:`draw_bits`, still the path without Triton) spent a Philox call per element.
 - ``seeded``: the mask is a counter-based hash of (seed, element index) inside a
   ``torch.utils.checkpoint`` region, which tells the partitioner to recompute it in backward
   from the 8-byte seed (random ops are never recomputed; the hash is plain integer arithmetic).
@@ -58,8 +60,10 @@ _M32 = 0xFFFFFFFF
 # unhashed), recomputed in the second loop with this threshold; tests/test_compile.py checks the
 # lowering with CUDA's threshold on the CPU. H200 (runs/2026-11-30-seeded-inline): seq 2048 peaks 99.6-99.7%
 # of standard's mask bytes lower, steps 1.01-1.08x standard's; the cost is compile time (BERT-large S2048's
-# first step 118-126 s against standard's 75: bigger kernels).
-SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 48}
+# first step 118-126 s against standard's 75: bigger kernels). The keyed hash (an odd multiplier from the
+# seed, :func:`hash_keep`) costs 4 more: the CPU lowering test passes from 46 where the 39-op hash passed
+# from 42 (measured on the H200 at 48); 52 keeps that margin. NOT GPU-run at 52 (branch seeded-keyed-hash).
+SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 52}
 
 
 def inductor_options(variant: str | None) -> dict:
@@ -95,13 +99,40 @@ def draw_bits(numel: int, p: float, device: torch.device) -> torch.Tensor:
     return (keep.to(torch.uint8) << shifts).sum(-1, dtype=torch.uint8)
 
 
+def _fresh_bits(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep bits for ``x`` from a fresh seed: on CUDA the eager kernel's Philox stream (one Triton
+    kernel, ``pmexp::philox_bits``, 4 keep decisions per Philox call); elsewhere :func:`draw_bits`.
+    Why not :func:`draw_bits` on CUDA: Inductor's ``rand`` spends a Philox call per element, and
+    that separate kernel took 590 us a layer in compiled TinyBERT S512, where standard draws inside
+    its softmax kernel: most of packed's 4.7% there (runs/2026-11-30-compiled-packed)."""
+    if x.device.type == "cuda" and _HAS_PHILOX_BITS:
+        seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64)
+        return torch.ops.pmexp.philox_bits(seed, x.numel(), p)
+    return draw_bits(x.numel(), p, x.device)
+
+
+def _import_philox_bits() -> bool:
+    """Import the Triton kernels (registering ``pmexp::philox_bits``); False without Triton."""
+    try:
+        from pmexp.dropout import kernels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# A module constant, not a cached function: Dynamo traces through a cache wrapper (and so into the
+# import) on every compiled trace; a global bool is a guarded constant. Imported here, at import time
+# on CUDA machines, so no compiled graph's trace runs the import itself.
+_HAS_PHILOX_BITS = torch.cuda.is_available() and _import_philox_bits()
+
+
 def packed_traced(x: torch.Tensor, p: float, exact: bool = True) -> torch.Tensor:
     """Dropout whose only saved state can be the packed bits (see the module docstring). ``exact``:
-    the mask torch's own dropout would draw (``packed_exact``; CPU); else rows of fresh randoms."""
+    the mask torch's own dropout would draw (``packed_exact``; CPU); else fresh bits (:func:`_fresh_bits`)."""
     if exact:
         bits = pack_bits_torch(_keep_as_torch_draws(x.detach(), p))
     else:
-        bits = draw_bits(x.numel(), p, x.device)
+        bits = _fresh_bits(x, p)
     keep = unpack_bits_torch(bits, x.numel()).view(x.shape)
     # keep / (1 - p) per element is torch's CPU noise bit for bit. Not a 0-d scale tensor: one such
     # constant would be shared (CSE) by every dropout in the graph, and the partitioner's "used far
@@ -143,19 +174,21 @@ def hash_keep(seed: torch.Tensor, shape: torch.Size, p: float) -> torch.Tensor:
     against its realize threshold (see :data:`SEEDED_INDUCTOR_OPTIONS`), and the rows' arange is
     small (shared between dropouts of one shape, it costs 8 bytes a row if saved).
 
-    Known limit: the key enters by addition, so two calls whose 32-bit keys lie within ``numel`` of
-    each other draw masks that are shifted copies on their overlap (``mask_b[j] == mask_a[j + d]``,
-    ``d`` the keys' difference; tests/test_compile.py). For one pair that happens with probability
-    ``2 * numel / 2**32``: 9% for TinyBERT S512 B64's attention (201M elements), 3% for BERT-large
-    S512 B16's (67M), so some pairs of a step's layers share their mask that way. Each mask is still
-    Bernoulli(1 - p) per element; eager ``seeded`` (Philox keyed by the seed) does not have this.
-    Not changed yet: a key mixed in after a hash round costs ~11 ops, over the room the realize
-    threshold leaves (39 of 48), and the threshold is what keeps seq 2048's memory (measured only at 48)."""
+    Why the odd multiplier: with the key only added to the index, two calls whose 32-bit keys lay
+    within ``numel`` of each other drew shifted copies of one mask (``mask_b[j] == mask_a[j + d]``, ``d``
+    the keys' difference): a pair's chance ``2 * numel / 2**32``, 9% for TinyBERT S512 B64's attention
+    (201M elements), so some of a step's layers shared their mask. Multiplied by an odd number drawn
+    from the seed's high bits, the hash inputs of two calls coincide only along a scattered affine map
+    of the index, as any two 32-bit hashes' outputs coincide; shifted copies need equal multipliers too
+    (chance 2**-28 a pair). 4 ops (see :data:`SEEDED_INDUCTOR_OPTIONS`); tests/test_compile.py."""
     key = seed & _M32  # the seed is uniformly random already: hashing it added ops, not randomness
+    odd = (seed >> 34) | 1  # a random odd multiplier < 2**28 (the product below stays < 2**63)
     cols = shape[-1] if len(shape) else 1
     rows = math.prod(shape) // max(cols, 1)
-    v = _index_plus(key, (rows, cols))  # index + key < 2**63: distinct indices give distinct (low, high) words
-    r = _hash32((v & _M32) ^ (((v >> 32) * 0x9E3779B9) & _M32))
+    v = _index_plus(key, (rows, cols))  # key + index < 2**34 (numel < 2**33)
+    # The high word folded into the low one (distinct indices, distinct words), times the odd key: mod
+    # 2**32 the product sees only the low word, so the masks need not be taken before it.
+    r = _hash32(((v ^ ((v >> 32) * 0x9E3779B9)) * odd) & _M32)
     return (r >= min(round(p * 2**32), _M32)).view(shape)
 
 

@@ -68,7 +68,7 @@ SUMMARY_KEYS = (
     "compile_graphs", "graph_breaks",
     # dropout.fuse: packed/seeded ran fused with the residual add and attention's matmul (null: no surgery).
     "fuse",
-    # With trainer.compile: the Inductor options the variant added ("realize_opcount_threshold=48" for seeded).
+    # With trainer.compile: the Inductor options the variant added ("realize_opcount_threshold=N" for seeded).
     "inductor_options",
 )
 # Keys that change where or how a job is reported, not what it computes: a resumed sweep with
