@@ -114,8 +114,10 @@ def _build_model(cell: str, name: str):
     return model, inputs, dtype
 
 
-def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
-    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up)."""
+def make_step(cell: str, variant: str, mode: str, pool=None) -> Callable[[], None]:
+    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up).
+
+    ``pool``: for ``graphed``, a ``torch.cuda.graph_pool_handle()`` to capture into (see :func:`run_cell`)."""
     model, inputs, dtype = _build_model(cell, variant)
     autocast = dtype != torch.float32
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
@@ -143,7 +145,7 @@ def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     if mode != "graphed":
         return step
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, pool=pool):
         step()
     # The graph holds raw addresses, not references: model, optimizer and inputs must outlive it (returning
     # graph.replay alone freed them, and the next variant's model reused their memory: illegal accesses).
@@ -178,8 +180,14 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
     _, _, seq, batch, _ = CELLS[cell]
     runners, peaks = {}, {}
     torch._dynamo.reset()  # once per cell: a reset between variants would recompile the earlier ones
+    # Graphed: every variant's graph captures into one memory pool, so the cell needs the largest
+    # graph's activations, not their sum (four BERT-large S2048 graphs, one pool each, ran out of the
+    # H200's 140 GB: runs/2026-11-30-compiled-next). Safe here: a step's graph keeps nothing it
+    # allocates past its end (parameters, grads and optimizer state come from the warm-up, outside
+    # capture; the loss dies inside), and replays run one at a time on one stream.
+    pool = torch.cuda.graph_pool_handle() if mode == "graphed" else None
     for variant in variants:
-        runners[variant] = make_step(cell, variant, mode)
+        runners[variant] = make_step(cell, variant, mode, pool)
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
