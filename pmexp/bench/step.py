@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import math
 import statistics
 import time
@@ -83,6 +84,23 @@ def _sync_time(fn: Callable[[], object], n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
+@contextlib.contextmanager
+def no_gc_pauses():
+    """Python's cyclic garbage collector off while timing, its survivors frozen first (as ``timeit`` does,
+    and torchtitan in training). Why: a full collection walks every live object (380k with torch,
+    transformers and a MiniLM loaded: 0.36 s on a 2-core CPU box) and lands in whichever variant's
+    round crosses the threshold. Whether it explains the host-bound cells' spread (MiniLM's A/A row
+    1.090 [0.797, 1.206], runs/2026-11-30-compiled-next) is for the next H200 run to show."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def split_variant(name: str) -> tuple[str, str]:
     """``"tempo:packed"`` -> ``("tempo", "packed")``, ``"packed"`` -> ``("none", "packed")``: memory, dropout."""
     memory, _, variant = name.rpartition(":")
@@ -114,8 +132,10 @@ def _build_model(cell: str, name: str):
     return model, inputs, dtype
 
 
-def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
-    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up)."""
+def make_step(cell: str, variant: str, mode: str, pool=None) -> Callable[[], None]:
+    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up).
+
+    ``pool``: for ``graphed``, a ``torch.cuda.graph_pool_handle()`` to capture into (see :func:`run_cell`)."""
     model, inputs, dtype = _build_model(cell, variant)
     autocast = dtype != torch.float32
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
@@ -143,7 +163,7 @@ def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     if mode != "graphed":
         return step
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, pool=pool):
         step()
     # The graph holds raw addresses, not references: model, optimizer and inputs must outlive it (returning
     # graph.replay alone freed them, and the next variant's model reused their memory: illegal accesses).
@@ -178,8 +198,14 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
     _, _, seq, batch, _ = CELLS[cell]
     runners, peaks = {}, {}
     torch._dynamo.reset()  # once per cell: a reset between variants would recompile the earlier ones
+    # Graphed: every variant's graph captures into one memory pool, so the cell needs the largest
+    # graph's activations, not their sum (four BERT-large S2048 graphs, one pool each, ran out of the
+    # H200's 140 GB: runs/2026-11-30-compiled-next). Safe here: a step's graph keeps nothing it
+    # allocates past its end (parameters, grads and optimizer state come from the warm-up, outside
+    # capture; the loss dies inside), and replays run one at a time on one stream.
+    pool = torch.cuda.graph_pool_handle() if mode == "graphed" else None
     for variant in variants:
-        runners[variant] = make_step(cell, variant, mode)
+        runners[variant] = make_step(cell, variant, mode, pool)
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
@@ -188,9 +214,10 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
         peaks[variant] = (torch.cuda.max_memory_allocated() - before) / 2**20
     steps = steps_per_round(_sync_time(runners["standard"], 2), steps, min_round_s)
     times: dict[str, list[float]] = {v: [] for v in variants}
-    for round_ in range(reps):
-        for variant in rotated(variants, round_):  # A B C D, B C D A, ...
-            times[variant].append(_sync_time(runners[variant], steps))
+    with no_gc_pauses():
+        for round_ in range(reps):
+            for variant in rotated(variants, round_):  # A B C D, B C D A, ...
+                times[variant].append(_sync_time(runners[variant], steps))
     rows = []
     for variant in variants:
         ratios = [s / t for s, t in zip(times["standard"], times[variant], strict=True)]
