@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import gc
 import math
 import statistics
 import time
@@ -82,23 +81,6 @@ def _sync_time(fn: Callable[[], object], n: int) -> float:
         fn()
     torch.cuda.synchronize()
     return (time.perf_counter() - start) / n
-
-
-@contextlib.contextmanager
-def no_gc_pauses():
-    """Python's cyclic garbage collector off while timing, its survivors frozen first (as ``timeit`` does,
-    and torchtitan in training). Why: a full collection walks every live object (380k with torch,
-    transformers and a MiniLM loaded: 0.36 s on a 2-core CPU box) and lands in whichever variant's
-    round crosses the threshold. Whether it explains the host-bound cells' spread (MiniLM's A/A row
-    1.090 [0.797, 1.206], runs/2026-11-30-compiled-next) is for the next H200 run to show."""
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-        gc.unfreeze()
 
 
 def split_variant(name: str) -> tuple[str, str]:
@@ -214,10 +196,9 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
         peaks[variant] = (torch.cuda.max_memory_allocated() - before) / 2**20
     steps = steps_per_round(_sync_time(runners["standard"], 2), steps, min_round_s)
     times: dict[str, list[float]] = {v: [] for v in variants}
-    with no_gc_pauses():
-        for round_ in range(reps):
-            for variant in rotated(variants, round_):  # A B C D, B C D A, ...
-                times[variant].append(_sync_time(runners[variant], steps))
+    for round_ in range(reps):
+        for variant in rotated(variants, round_):  # A B C D, B C D A, ...
+            times[variant].append(_sync_time(runners[variant], steps))
     rows = []
     for variant in variants:
         ratios = [s / t for s, t in zip(times["standard"], times[variant], strict=True)]
