@@ -66,6 +66,18 @@ def test_layer_norm_gradcheck_and_zero_weight():
         layer_norm(x, (8,), w.detach().clone().index_fill_(0, torch.tensor([2]), 0.0).requires_grad_(), b)
 
 
+@pytest.mark.parametrize("zero", [0.0, -0.0])
+def test_layer_norm_device_check_rejects_zero_weight_only(monkeypatch, zero):
+    """The check CUDA and torch.compile take (torch._assert_async, which raises at once on CPU):
+    a weight entry of +-0 fails it; NaN, inf and tiny entries do not (as ``weight != 0``)."""
+    from pmexp.tempo import layernorm
+
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    layernorm._check_weight(torch.tensor([1.0, float("nan"), -float("inf"), 1e-45, -2.0]))
+    with pytest.raises(RuntimeError, match="equal to 0"):
+        layernorm._check_weight(torch.tensor([1.0, zero, 3.0]))
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_softmax_dropout_matmul_gradcheck_and_identity(variant):
     scores = torch.randn(1, 2, 3, 4, dtype=torch.float64, requires_grad=True)
