@@ -168,6 +168,16 @@ def _gelu_grad_from_output(
 
 
 @triton.jit
+def _block(n, BYTES: tl.constexpr):
+    """This program's ``BYTES x 8`` elements: mask-byte rows, bit columns, element indices, in bounds."""
+    pid = tl.program_id(0).to(tl.int64)
+    rows = pid * BYTES + tl.arange(0, BYTES)
+    cols = tl.arange(0, 8)
+    idx = rows[:, None] * 8 + cols[None, :]
+    return rows, cols, idx, idx < n
+
+
+@triton.jit
 def _load_right(branch_ptr, rows, cols, idx, inb, n, PACKED: tl.constexpr):
     """The branch bit ``x >= X_MIN`` of a program's ``BYTES x 8`` elements (packed bytes or bool)."""
     if PACKED:
@@ -193,11 +203,7 @@ def _bwd_kernel(
     FAST: tl.constexpr,
     COMPUTE: tl.constexpr,
 ):
-    pid = tl.program_id(0).to(tl.int64)
-    rows = pid * BYTES + tl.arange(0, BYTES)
-    cols = tl.arange(0, 8)
-    idx = rows[:, None] * 8 + cols[None, :]
-    inb = idx < n
+    rows, cols, idx, inb = _block(n, BYTES)
     right = _load_right(branch_ptr, rows, cols, idx, inb, n, PACKED)
     y = tl.load(y_ptr + idx, mask=inb, other=0).to(COMPUTE)
     g = tl.load(g_ptr + idx, mask=inb, other=0).to(COMPUTE)
@@ -208,11 +214,7 @@ def _bwd_kernel(
 @triton.jit
 def _bwd_table_kernel(g_ptr, y_bits_ptr, branch_ptr, table_ptr, dx_ptr, n, BYTES: tl.constexpr, PACKED: tl.constexpr):
     """``_bwd_kernel`` for 16-bit ``y`` with ``g'`` gathered from ``table`` (see :func:`grad_table`)."""
-    pid = tl.program_id(0).to(tl.int64)
-    rows = pid * BYTES + tl.arange(0, BYTES)
-    cols = tl.arange(0, 8)
-    idx = rows[:, None] * 8 + cols[None, :]
-    inb = idx < n
+    rows, cols, idx, inb = _block(n, BYTES)
     right = _load_right(branch_ptr, rows, cols, idx, inb, n, PACKED)
     y_bits = tl.load(y_bits_ptr + idx, mask=inb, other=0).to(tl.int32) & 0xFFFF  # int16 sign-extends
     slope = tl.load(table_ptr + (y_bits + right.to(tl.int32) * _Y_PATTERNS), mask=inb, other=0.0)
@@ -222,11 +224,7 @@ def _bwd_table_kernel(g_ptr, y_bits_ptr, branch_ptr, table_ptr, dx_ptr, n, BYTES
 
 @triton.jit
 def _branch_bits_kernel(x_ptr, bits_ptr, n, BYTES: tl.constexpr, THRESHOLD: tl.constexpr, COMPUTE: tl.constexpr):
-    pid = tl.program_id(0).to(tl.int64)
-    rows = pid * BYTES + tl.arange(0, BYTES)
-    cols = tl.arange(0, 8)
-    idx = rows[:, None] * 8 + cols[None, :]
-    inb = idx < n
+    rows, cols, idx, inb = _block(n, BYTES)
     x = tl.load(x_ptr + idx, mask=inb, other=0).to(COMPUTE)
     right = (x >= _c(THRESHOLD, COMPUTE)) & inb
     byte = tl.sum(right.to(tl.int32) << cols[None, :], axis=1)
