@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (branch next-measure, which holds tempo-gelu-table). One call, ~5 min on nvidia-h200: Tempo GELU's backward with g'
+# NOT RUN YET (branch next-measure, which holds tempo-gelu-table). One call, ~7 min on nvidia-h200: Tempo GELU's backward with g'
 # gathered from a table per 16-bit y (pmexp.tempo.kernels.grad_table; the Newton kernel's own float32
 # values) beside the Newton kernel and stock's backward, bf16 and fp16 at 16x512x4096 (Newton 0.276 ms
 # a call in BERT-large's profile, stock ~0.064 ms); then BERT-large S512 B16 eager steps, where the
@@ -20,3 +20,6 @@ cat "$OUT/host/tempo_host.md" 2>/dev/null || tail -5 "$OUT/host.log"
 timeout 120 python3 -m pytest -q -p no:cacheprovider -rP tests/test_tempo_gpu.py -k table > "$OUT/tests.log" 2>&1
 grep -h " differ, max " "$OUT/tests.log"
 tail -3 "$OUT/tests.log"
+# the rest of Tempo's GPU tests (the kernels' shared _block helper, the LayerNorm check): whatever fits
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_tempo_gpu.py -k "not table" > "$OUT/tests_rest.log" 2>&1
+tail -3 "$OUT/tests_rest.log"
