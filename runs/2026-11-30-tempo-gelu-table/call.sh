@@ -12,7 +12,7 @@ source runs/lanes.sh
 timeout 120 python3 -m pmexp.bench.tempo --dtypes bfloat16 float16 --paths stock tempo_kernel tempo_table \
   --out "$OUT/gelu.json" > "$OUT/gelu.md" 2>&1
 cat "$OUT/gelu.md"
-timeout 330 python3 -m pmexp.bench step --parts step --cells bert_large_512 --modes eager \
+timeout 250 python3 -m pmexp.bench step --parts step --cells bert_large_512 --modes eager \
   --variants standard packed tempo:packed again:standard --reps 5 --out "$OUT/tempo" > "$OUT/tempo.log" 2>&1
 cat "$OUT/tempo/step.md" 2>/dev/null || tail -20 "$OUT/tempo.log"
 timeout 60 python3 -m pmexp.bench.tempo_host --out "$OUT/host" > "$OUT/host.log" 2>&1  # per layer kind, host us
@@ -21,5 +21,5 @@ timeout 120 python3 -m pytest -q -p no:cacheprovider -rP tests/test_tempo_gpu.py
 grep -h " differ, max " "$OUT/tests.log"
 tail -3 "$OUT/tests.log"
 # the rest of Tempo's GPU tests (the kernels' shared _block helper, the LayerNorm check): whatever fits
-timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_tempo_gpu.py -k "not table" > "$OUT/tests_rest.log" 2>&1
+timeout 100 python3 -m pytest -q -p no:cacheprovider tests/test_tempo_gpu.py -k "not table" > "$OUT/tests_rest.log" 2>&1
 tail -3 "$OUT/tests_rest.log"
