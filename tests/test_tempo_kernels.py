@@ -181,6 +181,27 @@ def test_layer_norm_backward_kernel_within_the_rounding_scale(dtype, rows, n):
     assert_within_rounding_scale(got, grads["stock"], grads["float64"], dtype)
 
 
+def test_layer_norm_backward_kernel_writes_every_partial_row(monkeypatch):
+    """dw and db are summed from partial rows left uninitialised: every program must write its own.
+    Here the buffer starts as NaN, so a row left unwritten would show; no rows: zeros, no kernel."""
+    from pmexp.tempo import ln_kernels
+
+    real_empty = torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *size, **kw: real_empty(*size, **kw).fill_(float("nan")))
+    torch.manual_seed(0)
+    n, rows = 24, 3 * ln_kernels._ROWS + 5  # a ragged last program
+    y, g, rstd = torch.randn(rows, n), torch.randn(rows, n), torch.rand(rows) + 0.5
+    w, b = torch.rand(n) + 0.5, torch.randn(n)
+    dx, dw, db = ln_kernels.backward(g, y, rstd, w, b)
+    x_hat = (y - b) / w
+    # two float32 sums of the same terms in other orders: each within (rows - 1) u sum|terms| of exact
+    u = torch.finfo(torch.float32).eps / 2
+    for got, terms in ((db, g), (dw, g * x_hat)):
+        assert ((got - terms.sum(0)).abs() <= 2 * rows * u * terms.abs().sum(0)).all()
+    _, dw, db = ln_kernels.backward(g[:0], y[:0], rstd[:0], w, b)
+    assert torch.equal(dw, torch.zeros(n)) and torch.equal(db, torch.zeros(n))
+
+
 # --- the g' table (kernels.grad_table, _bwd_table_kernel): the Newton kernel's own float32 g' ---
 
 # every 16-bit pattern (each table build, too) includes infinities and NaNs: numpy warns inside the
