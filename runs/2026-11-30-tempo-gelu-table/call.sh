@@ -6,7 +6,8 @@
 # table is Tempo's eager default for bf16 (tempo:packed / packed was 0.898x on 11-30, target >= 0.95x:
 # read it from the two ratios against standard); then the table's GPU tests (-rP prints how many
 # elements differ from the Newton kernel at all; the bound is 1 16-bit ulp). Also Tempo's host cost per layer kind
-# (pmexp.bench.tempo_host) and LayerNorm's one-kernel zero-weight check (2 launches a call, was 3).
+# (pmexp.bench.tempo_host), LayerNorm's one-kernel zero-weight check (2 launches a call, was 3) and its
+# backward's partial sums (2 launches, was 5).
 #   PMEXP_COMMIT=<sha> PMEXP_WHEELS=.carry/whl bash runs/2026-11-30-tempo-gelu-table/call.sh   # carry .carry/whl
 source runs/lanes.sh
 timeout 120 python3 -m pmexp.bench.tempo --dtypes bfloat16 float16 --paths stock tempo_kernel tempo_table \
