@@ -172,13 +172,12 @@ def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path,
 
 def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(make_cfg):
     """The realize threshold seeded's hash needs changes what Inductor stores: the record says so."""
+    from pmexp.dropout.traced import SEEDED_INDUCTOR_OPTIONS
     from pmexp.experiment.recorder import config_summary
 
     seeded = config_summary(make_cfg("dropout=seeded", "trainer.compile=true"))
     packed = config_summary(make_cfg("dropout=packed", "trainer.compile=true"))
     eager = config_summary(make_cfg("dropout=seeded"))
-    from pmexp.dropout.traced import SEEDED_INDUCTOR_OPTIONS
-
     threshold = SEEDED_INDUCTOR_OPTIONS["realize_opcount_threshold"]
     assert seeded["inductor_options"] == f"realize_opcount_threshold={threshold}"
     assert packed["inductor_options"] is None and eager["inductor_options"] is None
