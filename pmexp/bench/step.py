@@ -77,12 +77,13 @@ CELLS = {  # name: (BertConfig keywords, dtype, seq_len, batch, attention)
 }
 
 
-def _sync_time(fn: Callable[[], object], n: int) -> float:
-    torch.cuda.synchronize()
+def _sync_time(fn: Callable[[], object], n: int, sync: Callable[[], None] = torch.cuda.synchronize) -> float:
+    """Seconds a call of ``fn``, over ``n`` calls between two ``sync``s (the device's work included)."""
+    sync()
     start = time.perf_counter()
     for _ in range(n):
         fn()
-    torch.cuda.synchronize()
+    sync()
     return (time.perf_counter() - start) / n
 
 

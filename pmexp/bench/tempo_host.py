@@ -14,7 +14,7 @@ path runs under bf16 autocast on CUDA, as in the step, forward alone and forward
 from __future__ import annotations
 
 import argparse
-import time
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from pmexp.bench.dropout import report
+from pmexp.bench.step import _sync_time
 from pmexp.dropout import dropout
 from pmexp.experiment.envinfo import env_info
 from pmexp.tempo import gelu, layer_norm, softmax_dropout_matmul
@@ -54,21 +55,12 @@ def paths(device: str) -> dict[str, tuple[Callable[[], torch.Tensor], list[torch
     return table
 
 
-def _time_us(fn: Callable[[], object], calls: int, device: str) -> float:
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    sync()
-    return (time.perf_counter() - start) / calls * 1e6
-
-
 def host_rows(device: str = "cuda", calls: int = 2000, warmup: int = 100) -> list[dict]:
     """One row per path: forward and forward + sum + backward microseconds, and the ratio to the
     stock path of its layer kind (the first of its kind in :func:`paths`)."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast(
-        "cpu", enabled=False)
+    cuda = device.startswith("cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rows, stock = [], {}
     for name, (call, leaves) in paths(device).items():
         def both(call=call, leaves=leaves):
@@ -82,8 +74,8 @@ def host_rows(device: str = "cuda", calls: int = 2000, warmup: int = 100) -> lis
 
         for _ in range(warmup):
             both()
-        row = {"path": name, "forward_us": _time_us(forward, calls, device),
-               "forward_backward_us": _time_us(both, calls, device)}
+        row = {"path": name, "forward_us": _sync_time(forward, calls, sync) * 1e6,
+               "forward_backward_us": _sync_time(both, calls, sync) * 1e6}
         kind = name.split(":")[0]
         base = stock.setdefault(kind, row)
         row["forward_vs_stock"] = row["forward_us"] / base["forward_us"]
