@@ -119,6 +119,22 @@ def test_attention_keeps_no_dropout_output():
     assert stock["saved_mask_bytes"] == tempo["saved_mask_bytes"] == scores.numel() // 8
 
 
+def test_attention_hands_nothing_to_pm_drop_off_cuda():
+    """The hand-over to PM-Drop's fused attention is CUDA-only (autocast, the bits kernel): on CPU,
+    under autocast too, every variant keeps Tempo's own function (its savings are tested above)."""
+    from pmexp.tempo.attention import pm_drop_keeps_as_little
+
+    query, key = torch.randn(2, 4, 16, 8), torch.randn(2, 4, 16, 8)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert not any(pm_drop_keeps_as_little(v, query, key, 0.1) for v in ("packed", "seeded", "standard"))
+
+
+def test_gelu_native_flag_is_a_no_op_off_cuda():
+    x = torch.randn(4, 16, dtype=torch.bfloat16, requires_grad=True)
+    a, b = gelu(x), gelu(x, native=False)
+    assert torch.equal(a, b) and type(a.grad_fn) is type(b.grad_fn)
+
+
 def tiny_bert(**kw):
     cfg = transformers.BertConfig(
         vocab_size=99, hidden_size=32, max_position_embeddings=64, num_labels=2, num_hidden_layers=2,

@@ -1,6 +1,7 @@
 """Tempo on CUDA (run on the GPU machine; skipped elsewhere): the GELU kernels against stock and the
 torch reference, LayerNorm without host syncs, attention for every dropout variant, opcheck, compile."""
 
+import contextlib
 import copy
 import subprocess
 import sys
@@ -277,6 +278,44 @@ def test_bert_tempo_matches_stock_on_cuda(variant):
     assert grads_[0].keys() == grads_[1].keys()
     for name in grads_[0]:
         torch.testing.assert_close(grads_[1][name], grads_[0][name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_attention_hands_fusable_calls_to_pm_drop(variant, monkeypatch):
+    """Under bf16 autocast Tempo's attention hands packed/seeded calls to PM-Drop's fused attention: no
+    call of its own function, the same loss bit for bit, no more bytes saved for backward, gradients
+    bit for bit (attention_matmul.unfused() keeps Tempo's path: the A/B switch)."""
+    transformers = pytest.importorskip("transformers")
+    from pmexp.dropout import attention_matmul, masked_matmul
+    from pmexp.masks import SavedTensorAccounting
+    from pmexp.tempo import attention as tempo_attention
+
+    monkeypatch.setattr(masked_matmul, "MIN_PROBABILITIES", 0)  # the tiny model's calls fuse
+    own_calls = []
+    monkeypatch.setattr(tempo_attention, "softmax_dropout_matmul",
+                        lambda *a, **k: own_calls.append(1) or softmax_dropout_matmul(*a, **k))
+    model = tiny_bert(transformers)
+    apply(model, variant)
+    pmexp.dropout.apply(model, variant, targets=("hidden",))
+    ids = torch.randint(5, 99, (4, 32), device="cuda")
+    labels = torch.tensor([0, 1, 1, 0], device="cuda")
+    runs = {}
+    for name, context in (("own", attention_matmul.unfused), ("pm_drop", contextlib.nullcontext)):
+        model.zero_grad(set_to_none=True)
+        own_calls.clear()
+        torch.manual_seed(1)
+        with context(), SavedTensorAccounting(model.parameters()) as acct, torch.autocast("cuda", torch.bfloat16):
+            loss = model(input_ids=ids, labels=labels).loss
+        with context():
+            loss.backward()
+        grads_ = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        runs[name] = (loss.detach(), acct.stats()["saved_total_bytes"], len(own_calls), grads_)
+    (own_loss, own_bytes, own_n, own_grads), (loss, saved, n, grads_) = runs["own"], runs["pm_drop"]
+    assert (own_n, n) == (2, 0)  # two layers
+    assert torch.equal(loss, own_loss)
+    assert saved <= own_bytes
+    for name in own_grads:  # the same products through the same kernels (masked_matmul's, Tempo's _bits_backward)
+        assert torch.equal(grads_[name], own_grads[name]), name
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -343,7 +343,8 @@ def _ratio_text(r: dict) -> str:
 def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict, args: dict) -> str:
     lines = [f"Dropout step benchmark on {env['device_name']} (torch {env['torch']}, triton {env['triton']}, "
              f"transformers {env['transformers']}, commit {env['pmexp_commit']}, "
-             f"backend {native.backend()}); settings {args}.", ""]
+             f"backend {native.backend()}"
+             + (f", Tempo GELU {env['tempo_gelu']}" if "tempo_gelu" in env else "") + f"); settings {args}.", ""]
     lines += _section("Steps, variants interleaved; ratio = the variant's seq/s / standard's (at one batch: "
                       "standard's step time / the variant's), per round: median [min, max].", {
                           "cell": lambda r: r["cell"], "mode": lambda r: r["mode"], "variant": lambda r: r["variant"],
@@ -367,6 +368,10 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
     if not torch.cuda.is_available():
         raise SystemExit("pmexp.bench step needs a CUDA device")
     env = {**env_info(), "dropout_backend": native.backend(), "native_why_not": native.why_not()}
+    if any(v.startswith("tempo:") for v in variants):  # builds Tempo GELU's extension here, not in a timed step
+        from pmexp.tempo import native as tempo_native
+
+        env["tempo_gelu"] = "native" if tempo_native.load() is not None else f"triton ({tempo_native.why_not()})"
     host = host_table() if "host" in parts else []
     ops = op_table() if "op" in parts else []
     settings = {"reps": reps, "steps": steps, "min_round_s": min_round_s, "variants": list(variants)}

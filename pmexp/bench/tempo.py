@@ -12,9 +12,11 @@ and the backward peak above what forward left (``dx`` and temporaries).
 
 Paths: ``stock`` (``F.gelu``), ``tempo_kernel`` (the Newton kernel, every dtype), ``tempo_table``
 (16-bit dtypes only: ``g'`` gathered from :func:`pmexp.tempo.kernels.grad_table`, the same gradient
-bits; skipped for other dtypes), ``tempo_torch`` (the float64 bisection). For the table row:
+bits; skipped for other dtypes) by Triton kernels under a Python node, ``tempo_native`` (the same with
+the C++ node and CUDA kernels of :mod:`pmexp.tempo.native`, 16-bit only: the eager default), ``tempo_torch``
+(the float64 bisection). For the table rows:
 
-    python -m pmexp.bench.tempo --dtypes bfloat16 float16 --paths stock tempo_kernel tempo_table
+    python -m pmexp.bench.tempo --dtypes bfloat16 float16 --paths stock tempo_kernel tempo_table tempo_native
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ SHAPE = (16, 512, 4096)  # BERT-large FFN activation: batch 16, sequence 512, in
 PATHS = {
     "stock": F.gelu,
     "tempo_kernel": lambda x: gelu(x, True, kernel=True, table=False),  # the Newton kernel, every dtype
-    "tempo_table": lambda x: gelu(x, True, kernel=True, table=True),  # g' from a table: 16-bit dtypes only
+    "tempo_table": lambda x: gelu(x, True, kernel=True, table=True, native=False),  # g' from a table: 16-bit only
+    "tempo_native": lambda x: gelu(x, True, kernel=True, table=True),  # the table path's C++ node (16-bit only)
     "tempo_torch": lambda x: gelu(x, True, kernel=False),  # the float64 bisection (reference)
 }
-TABLE_PATHS = ("tempo_table",)  # run for pmexp.tempo.kernels.TABLE_DTYPES only
+TABLE_PATHS = ("tempo_table", "tempo_native")  # run for pmexp.tempo.kernels.TABLE_DTYPES only
 
 
 def _kept_mb(fn, h: torch.Tensor) -> float:

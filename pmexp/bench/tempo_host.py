@@ -40,9 +40,12 @@ def paths(device: str) -> dict[str, tuple[Callable[[], torch.Tensor], list[torch
     b = torch.randn(HIDDEN, device=device, generator=g, requires_grad=True)
     scores = torch.randn(1, HEADS, ROWS, KEYS, device=device, generator=g, requires_grad=True)
     value = torch.randn(1, HEADS, KEYS, HIDDEN // HEADS, device=device, generator=g, requires_grad=True)
+    # GELU's input is a linear layer's output: bfloat16 under the step's autocast (CPU: float32)
+    h = x.detach().to(torch.bfloat16 if device == "cuda" else torch.float32).requires_grad_()
     table = {
-        "gelu: F.gelu": (lambda: F.gelu(x), [x]),
-        "gelu: tempo": (lambda: gelu(x), [x]),
+        "gelu: F.gelu": (lambda: F.gelu(h), [h]),
+        "gelu: tempo": (lambda: gelu(h), [h]),  # CUDA: the C++ node of pmexp.tempo.native where it builds
+        "gelu: tempo, Python node": (lambda: gelu(h, native=False), [h]),
         "layernorm: F.layer_norm": (lambda: F.layer_norm(x, (HIDDEN,), w, b), [x, w, b]),
         "layernorm: tempo": (lambda: layer_norm(x, (HIDDEN,), w, b), [x, w, b]),
         "attention: softmax, F.dropout, matmul": (

@@ -117,6 +117,22 @@ def _kernel_backward(grad: torch.Tensor, y: torch.Tensor, branch: torch.Tensor, 
     return _kernels().backward(grad, y, branch, table=table)
 
 
+def _native_gelu(x: torch.Tensor) -> torch.Tensor | None:
+    """Tempo GELU by the C++ extension (:mod:`pmexp.tempo.native`) where it serves ``x`` (eager CUDA,
+    16-bit, the g' table usable now), else None."""
+    if x.dtype not in (torch.bfloat16, torch.float16) or torch.compiler.is_compiling():
+        return None
+    module = _native_load()
+    slopes = _kernels().eager_table(x) if module is not None else None
+    return None if slopes is None else module.gelu(x, slopes, _kernels().branch_threshold(x.dtype))
+
+
+def _native_load():
+    from pmexp.tempo import native  # builds on first use: not at import
+
+    return native.load()
+
+
 class _TempoGELU(torch.autograd.Function):
     """Forward: torch's exact GELU. Saves the output and the branch bit (packed or bool)."""
 
@@ -143,7 +159,10 @@ class _TempoGELU(torch.autograd.Function):
         return grad * _gelu_derivative(x).to(grad.dtype), None, None, None
 
 
-def gelu(x: torch.Tensor, packed: bool = True, kernel: bool | None = None, table: bool | None = None) -> torch.Tensor:
+def gelu(
+    x: torch.Tensor, packed: bool = True, kernel: bool | None = None, table: bool | None = None,
+    native: bool | None = None,
+) -> torch.Tensor:
     """Exact GELU (``approximate='none'``) keeping ``y`` and 1 bit per element for backward.
 
     Args:
@@ -158,6 +177,9 @@ def gelu(x: torch.Tensor, packed: bool = True, kernel: bool | None = None, table
             (the same gradient bits), the Newton kernel under torch.compile; True: the table
             eagerly (an error for other dtypes or without the kernels); False: always the Newton
             kernel.
+        native: None (default): where the kernels, the bits and the table serve (16-bit CUDA, eager),
+            the C++ autograd node of :mod:`pmexp.tempo.native` (the same bits and gradient at less
+            host cost) when it builds; False: never (the Python node and Triton launches).
 
     Returns:
         ``torch.nn.functional.gelu(x)``, bit for bit.
@@ -174,6 +196,10 @@ def gelu(x: torch.Tensor, packed: bool = True, kernel: bool | None = None, table
             f"table=True needs the Triton kernels (kernel={kernel}) and a 16-bit x (bfloat16, float16), got "
             f"{x.dtype}; pass table=None to use the table where it fits"
         )
+    if kernel and packed and table is not False and native is not False and x.is_cuda:
+        y = _native_gelu(x)
+        if y is not None:
+            return y
     return _TempoGELU.apply(x, packed, kernel, table)
 
 

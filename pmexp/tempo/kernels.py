@@ -69,6 +69,8 @@ __all__ = [
     "branch_bits",
     "backward",
     "grad_table",
+    "eager_table",
+    "branch_threshold",
     "tempo_gelu_branch_bits",
     "tempo_gelu_backward",
 ]
@@ -283,6 +285,18 @@ def grad_table(dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
         halves = [backward(ones, y, torch.full(y.shape, right, device=device), table=False) for right in (False, True)]
         _TABLES[key] = torch.cat(halves)
     return _TABLES[key]
+
+
+def eager_table(y: torch.Tensor) -> torch.Tensor | None:
+    """:func:`grad_table` for ``y``'s dtype and device where eager code may use it now (see
+    :func:`_table_by_default`: the arithmetic the table holds, not traced, not a capture's first
+    build), else None. For :mod:`pmexp.tempo.native`, whose backward gathers from it."""
+    return grad_table(y.dtype, y.device) if _table_by_default(y, tl.float32, None, False) else None
+
+
+def branch_threshold(dtype: torch.dtype) -> float:
+    """``X_MIN`` rounded to ``dtype``: ``x >= branch_threshold(x.dtype)`` in float32 is torch's ``x >= X_MIN``."""
+    return _threshold(dtype)
 
 
 def _table_fits(y: torch.Tensor, compute, newton: int | None, fast: bool) -> bool:
