@@ -53,3 +53,12 @@ def test_command_line_checks_variants(capsys):
         with pytest.raises(SystemExit):
             step.main(["--parts", "step", *argv])
         assert message in capsys.readouterr().err
+
+
+def test_failed_cells_are_named_after_the_table():
+    from pmexp.bench.step import not_measured
+
+    rows = [{"cell": "bert_large_512", "mode": "eager", "variant": "standard"},
+            {"cell": "bert_large_2048", "mode": "graphed", "error": "OOM: CUDA out of memory."}]
+    assert not_measured(rows) == "\nNot measured: bert_large_2048 graphed: OOM: CUDA out of memory.\n"
+    assert not_measured(rows[:1]) == ""

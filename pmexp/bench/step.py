@@ -172,6 +172,11 @@ def make_step(cell: str, variant: str, mode: str, pool=None) -> Callable[[], Non
     torch.cuda.current_stream().wait_stream(side)
     if mode != "graphed":
         return step
+    # The warm-up's activations sit cached on its own side stream, which no later allocation reuses (each
+    # variant warms up on a new one): handed back here, a cell holds one step's activations for the graph
+    # pool, not one per variant besides (graphed BERT-large S2048 went out of memory with the shared pool).
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph, pool=pool):
         step()
@@ -340,6 +345,11 @@ def _ratio_text(r: dict) -> str:
     return f"{q['median']:.3f} [{q['min']:.3f}, {q['max']:.3f}]"
 
 
+def not_measured(rows: list[dict]) -> str:
+    """A line per cell and mode that failed (out of memory), after the table that leaves them out."""
+    return "".join(f"\nNot measured: {r['cell']} {r['mode']}: {r['error']}\n" for r in rows if "error" in r)
+
+
 def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict, args: dict) -> str:
     lines = [f"Dropout step benchmark on {env['device_name']} (torch {env['torch']}, triton {env['triton']}, "
              f"transformers {env['transformers']}, commit {env['pmexp_commit']}, "
@@ -379,6 +389,7 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
 
     def save(echo: bool) -> None:
         table = to_markdown([r for r in rows if "error" not in r], host, ops, env, settings)
+        table += not_measured(rows)
         report([{"host": host, "op": ops, "step": rows, "settings": settings}], table, env, out, "step", echo)
 
     for cell in cells if "step" in parts else ():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (branch next-measure, which holds tempo-gelu-table). One call, ~7 min on nvidia-h200: Tempo GELU's backward with g'
+# Ran 2026-11-30 (eleventh session, cef3a2a, 217 s; out/, runs/2026-11-30-tempo-native/README.md). One call, ~7 min on nvidia-h200: Tempo GELU's backward with g'
 # gathered from a table per 16-bit y (pmexp.tempo.kernels.grad_table; the Newton kernel's own float32
 # values) beside the Newton kernel and stock's backward, bf16 and fp16 at 16x512x4096 (Newton 0.276 ms
 # a call in BERT-large's profile, stock ~0.064 ms); then BERT-large S512 B16 eager steps, where the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (branch next-measure). Issue 12 item 5's second target: Tempo's throughput at its largest
+# Ran 2026-11-30 (eleventh session, 997ee1a, 280 s; out/, runs/2026-11-30-tempo-native/README.md). Issue 12 item 5's second target: Tempo's throughput at its largest
 # batch against memory=none's best, BERT-large bf16 S512 eager attention, ~7 min on nvidia-h200.
 # 1. max batch under an 80 GB cap (pmexp.maxbatch: 3 synthetic steps a probe, ~6 s each in
 #    runs/2026-11-28-tempo) for memory=none standard and packed, and memory=tempo packed; the 11-28
