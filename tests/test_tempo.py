@@ -66,6 +66,18 @@ def test_layer_norm_gradcheck_and_zero_weight():
         layer_norm(x, (8,), w.detach().clone().index_fill_(0, torch.tensor([2]), 0.0).requires_grad_(), b)
 
 
+@pytest.mark.parametrize("zero", [0.0, -0.0])
+def test_layer_norm_device_check_rejects_zero_weight_only(monkeypatch, zero):
+    """The check CUDA and torch.compile take (torch._assert_async, which raises at once on CPU):
+    a weight entry of +-0 fails it; NaN, inf and tiny entries do not (as ``weight != 0``)."""
+    from pmexp.tempo import layernorm
+
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    layernorm._check_weight(torch.tensor([1.0, float("nan"), -float("inf"), 1e-45, -2.0]))
+    with pytest.raises(RuntimeError, match="equal to 0"):
+        layernorm._check_weight(torch.tensor([1.0, zero, 3.0]))
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_softmax_dropout_matmul_gradcheck_and_identity(variant):
     scores = torch.randn(1, 2, 3, 4, dtype=torch.float64, requires_grad=True)
@@ -105,6 +117,22 @@ def test_attention_keeps_no_dropout_output():
     tempo = saved_tensor_bytes(lambda: softmax_dropout_matmul(scores, value, 0.1)[0])
     assert stock["saved_activation_bytes"] - tempo["saved_activation_bytes"] == 4 * scores.numel()
     assert stock["saved_mask_bytes"] == tempo["saved_mask_bytes"] == scores.numel() // 8
+
+
+def test_attention_hands_nothing_to_pm_drop_off_cuda():
+    """The hand-over to PM-Drop's fused attention is CUDA-only (autocast, the bits kernel): on CPU,
+    under autocast too, every variant keeps Tempo's own function (its savings are tested above)."""
+    from pmexp.tempo.attention import pm_drop_keeps_as_little
+
+    query, key = torch.randn(2, 4, 16, 8), torch.randn(2, 4, 16, 8)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert not any(pm_drop_keeps_as_little(v, query, key, 0.1) for v in ("packed", "seeded", "standard"))
+
+
+def test_gelu_native_flag_is_a_no_op_off_cuda():
+    x = torch.randn(4, 16, dtype=torch.bfloat16, requires_grad=True)
+    a, b = gelu(x), gelu(x, native=False)
+    assert torch.equal(a, b) and type(a.grad_fn) is type(b.grad_fn)
 
 
 def tiny_bert(**kw):

@@ -1,6 +1,7 @@
 """Tempo on CUDA (run on the GPU machine; skipped elsewhere): the GELU kernels against stock and the
 torch reference, LayerNorm without host syncs, attention for every dropout variant, opcheck, compile."""
 
+import contextlib
 import copy
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from tolerances import assert_within_rounding_scale, gelu_grad_bound
+from tolerances import assert_within_rounding_scale, gelu_grad_bound, ulp_distance
 from torch import nn
 
 import pmexp.dropout
@@ -85,6 +86,74 @@ def test_all_bfloat16_values():
     y, dx = grads(TempoGELU(), x, torch.ones_like(x))
     ref = _gelu_derivative(gelu_input_from_output(y, x >= X_MIN))
     torch.testing.assert_close(dx.double(), ref, rtol=2**-8, atol=1e-5)
+
+
+def every_finite_y(dtype: torch.dtype) -> torch.Tensor:
+    """The finite values of a 16-bit dtype, every one (pmexp.tempo.kernels.grad_table has all 65536)."""
+    y = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(dtype).cuda()
+    return y[y.isfinite()]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_table_path_matches_newton_kernel(dtype):
+    """The table path (eager default for 16-bit y) against the Newton kernel, at BERT-large's FFN size
+    (16 x 512 x 4096, random) plus every finite y on both branches. Tolerance, derived: the table holds
+    the Newton kernel's own float32 g' (its dx for a float32 grad of ones, on this GPU) and both kernels
+    form grad * g' in float32 and cast once, so they differ only where the compiler evaluates g'
+    differently in the two specializations of _bwd_kernel (float32 against 16-bit grad: contraction
+    into FMAs may differ), by a few float32 ulps, far below a 16-bit ulp; one monotonic rounding to 16
+    bits then lands on the same or the adjacent value: <= 1 16-bit ulp (tests/tolerances.py
+    ulp_distance). Prints how many differ at all (pytest -rP shows it)."""
+    from pmexp.tempo import kernels
+
+    torch.manual_seed(0)
+    x = (torch.randn(16 * 512 * 4096, device="cuda") * 3).to(dtype)
+    every = every_finite_y(dtype)
+    y = torch.cat([F.gelu(x), every, every])
+    right = torch.cat([x >= X_MIN, torch.zeros_like(every, dtype=torch.bool), torch.ones_like(every, dtype=torch.bool)])
+    grad = torch.randn(y.shape, device="cuda").to(dtype)
+    table = kernels.grad_table(dtype, y.device)
+    assert table.device == y.device and kernels.grad_table(dtype, "cuda") is table
+    for branch in (pack_bits(right), right):
+        dx_table = kernels.backward(grad, y, branch, table=True)
+        dx_newton = kernels.backward(grad, y, branch, table=False)
+        nan = dx_newton.isnan()
+        assert torch.equal(dx_table.isnan(), nan)
+        ulps = ulp_distance(dx_table[~nan], dx_newton[~nan])
+        print(f"{dtype} {branch.dtype}: {int((ulps > 0).sum())} of {ulps.numel()} differ, max {int(ulps.max())} ulp")
+        assert ulps.max() <= 1
+    default = kernels.backward(grad, y, right)  # the table, with the bool branch of the last round
+    assert torch.equal(default.isnan(), dx_table.isnan()) and torch.equal(default[~nan], dx_table[~nan])
+
+
+def test_table_build_has_no_host_sync_and_is_not_captured(monkeypatch):
+    """Building the table launches the Newton kernel and never syncs; a CUDA graph capture that finds
+    no table takes the Newton kernel (a build inside the capture would be recorded, not run), one that
+    finds it gathers."""
+    from pmexp.tempo import kernels
+
+    y = F.gelu(torch.randn(1 << 16, device="cuda") * 3).to(torch.bfloat16)
+    grad, bits = torch.randn_like(y), pack_bits(y >= 0)
+    newton = kernels.backward(grad, y, bits, table=False)
+    kernels.backward(grad, y, bits, table=True)  # both kernels compiled and loaded
+    monkeypatch.setattr(kernels, "_TABLES", {})
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        kernels.backward(grad, y, bits)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(kernels._TABLES) == 1
+    kernels._TABLES.clear()
+    for built in (False, True):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            dx = kernels.backward(grad, y, bits)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert len(kernels._TABLES) == int(built)
+        assert ulp_distance(dx, newton).max() <= (1 if built else 0)  # the bound of the test above
+        kernels.grad_table(torch.bfloat16, y.device)
 
 
 def test_backward_allocates_only_dx():
@@ -209,6 +278,44 @@ def test_bert_tempo_matches_stock_on_cuda(variant):
     assert grads_[0].keys() == grads_[1].keys()
     for name in grads_[0]:
         torch.testing.assert_close(grads_[1][name], grads_[0][name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_attention_hands_fusable_calls_to_pm_drop(variant, monkeypatch):
+    """Under bf16 autocast Tempo's attention hands packed/seeded calls to PM-Drop's fused attention: no
+    call of its own function, the same loss bit for bit, no more bytes saved for backward, gradients
+    bit for bit (attention_matmul.unfused() keeps Tempo's path: the A/B switch)."""
+    transformers = pytest.importorskip("transformers")
+    from pmexp.dropout import attention_matmul, masked_matmul
+    from pmexp.masks import SavedTensorAccounting
+    from pmexp.tempo import attention as tempo_attention
+
+    monkeypatch.setattr(masked_matmul, "MIN_PROBABILITIES", 0)  # the tiny model's calls fuse
+    own_calls = []
+    monkeypatch.setattr(tempo_attention, "softmax_dropout_matmul",
+                        lambda *a, **k: own_calls.append(1) or softmax_dropout_matmul(*a, **k))
+    model = tiny_bert(transformers)
+    apply(model, variant)
+    pmexp.dropout.apply(model, variant, targets=("hidden",))
+    ids = torch.randint(5, 99, (4, 32), device="cuda")
+    labels = torch.tensor([0, 1, 1, 0], device="cuda")
+    runs = {}
+    for name, context in (("own", attention_matmul.unfused), ("pm_drop", contextlib.nullcontext)):
+        model.zero_grad(set_to_none=True)
+        own_calls.clear()
+        torch.manual_seed(1)
+        with context(), SavedTensorAccounting(model.parameters()) as acct, torch.autocast("cuda", torch.bfloat16):
+            loss = model(input_ids=ids, labels=labels).loss
+        with context():
+            loss.backward()
+        grads_ = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        runs[name] = (loss.detach(), acct.stats()["saved_total_bytes"], len(own_calls), grads_)
+    (own_loss, own_bytes, own_n, own_grads), (loss, saved, n, grads_) = runs["own"], runs["pm_drop"]
+    assert (own_n, n) == (2, 0)  # two layers
+    assert torch.equal(loss, own_loss)
+    assert saved <= own_bytes
+    for name in own_grads:  # the same products through the same kernels (masked_matmul's, Tempo's _bits_backward)
+        assert torch.equal(grads_[name], own_grads[name]), name
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

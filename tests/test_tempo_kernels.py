@@ -93,12 +93,14 @@ def test_fast_cdf_option():
     assert (close <= gelu_grad_bound(x, torch.float32, dy_ulps=2.5, eval_ulps=10, cdf_err=AS_7_1_26_PHI_ERR)).all()
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning:triton.runtime.interpreter")  # the table's build
+@pytest.mark.parametrize("table", [True, False])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_backward_16bit(dtype):
+def test_backward_16bit(dtype, table):
     x = grid(dtype)
     x = x[x.isfinite()]
     y, right = F.gelu(x), x >= X_MIN
-    dx = kernels.backward(torch.ones_like(x), y, pack_bits(right))
+    dx = kernels.backward(torch.ones_like(x), y, pack_bits(right), table=table)
     assert dx.dtype == dtype and torch.isfinite(dx).all()
     # against the float64 bisection from the same (exact) y: the kernel's float32 work, then the
     # 16-bit result rounded once (u16 |g'|) and, in the interpreter, cast once more by numpy (u16 |g'|)
@@ -177,3 +179,141 @@ def test_layer_norm_backward_kernel_within_the_rounding_scale(dtype, rows, n):
     dx, dw, db = ln_kernels.backward(g.float(), y, rstd, w.float(), b.float())
     got = {"x": dx.to(dtype), "weight": dw.to(dtype), "bias": db.to(dtype)}
     assert_within_rounding_scale(got, grads["stock"], grads["float64"], dtype)
+
+
+def test_layer_norm_backward_kernel_writes_every_partial_row(monkeypatch):
+    """dw and db are summed from partial rows left uninitialised: every program must write its own.
+    Here the buffer starts as NaN, so a row left unwritten would show; no rows: zeros, no kernel."""
+    from pmexp.tempo import ln_kernels
+
+    real_empty = torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *size, **kw: real_empty(*size, **kw).fill_(float("nan")))
+    torch.manual_seed(0)
+    n, rows = 24, 3 * ln_kernels._ROWS + 5  # a ragged last program
+    y, g, rstd = torch.randn(rows, n), torch.randn(rows, n), torch.rand(rows) + 0.5
+    w, b = torch.rand(n) + 0.5, torch.randn(n)
+    dx, dw, db = ln_kernels.backward(g, y, rstd, w, b)
+    x_hat = (y - b) / w
+    # two float32 sums of the same terms in other orders: each within (rows - 1) u sum|terms| of exact
+    u = torch.finfo(torch.float32).eps / 2
+    for got, terms in ((db, g), (dw, g * x_hat)):
+        assert ((got - terms.sum(0)).abs() <= 2 * rows * u * terms.abs().sum(0)).all()
+    _, dw, db = ln_kernels.backward(g[:0], y[:0], rstd[:0], w, b)
+    assert torch.equal(dw, torch.zeros(n)) and torch.equal(db, torch.zeros(n))
+
+
+# --- the g' table (kernels.grad_table, _bwd_table_kernel): the Newton kernel's own float32 g' ---
+
+# every 16-bit pattern (each table build, too) includes infinities and NaNs: numpy warns inside the
+# interpreter's Newton kernel
+every_pattern = pytest.mark.filterwarnings("ignore::RuntimeWarning:triton.runtime.interpreter")
+
+
+def every_y(dtype: torch.dtype) -> torch.Tensor:
+    """All 65536 values of a 16-bit dtype (NaNs and infinities included), in bit-pattern order."""
+    bits = torch.arange(1 << 16, dtype=torch.int32)
+    return torch.where(bits >= 1 << 15, bits - (1 << 16), bits).to(torch.int16).view(dtype)
+
+
+def assert_same_bits(got: torch.Tensor, want: torch.Tensor) -> None:
+    """NaN at the same places; everywhere else the same bit patterns (so -0.0 is not 0.0)."""
+    nan = want.isnan()
+    assert got.dtype == want.dtype and got.shape == want.shape and torch.equal(got.isnan(), nan)
+    ints = {2: torch.int16, 4: torch.int32, 8: torch.int64}[want.element_size()]
+    assert torch.equal(got[~nan].view(ints), want[~nan].view(ints))
+
+
+@pytest.fixture(scope="module", params=list(kernels.TABLE_DTYPES), ids=str)
+def every_y_case(request):
+    """Every y twice (left branch, then right) under three grads: ones; 0, -0, +-1, other signs and
+    scales, inf; random normal. With the Newton kernel's dx (packed branch) as the reference."""
+    dtype = request.param
+    y = every_y(dtype).repeat(2)
+    right = torch.arange(y.numel()) >= y.numel() // 2
+    special = torch.tensor([0.0, -0.0, 1.0, -1.0, 2.5, -3e-3, 1e3, -7.0, float("inf"), 0.1])
+    grads = [
+        torch.ones(y.numel()),
+        special.repeat(y.numel() // special.numel() + 1)[: y.numel()],
+        torch.randn(y.numel(), generator=torch.Generator().manual_seed(5)) * 10,
+    ]
+    y, right = y.repeat(3), right.repeat(3)
+    grad = torch.cat(grads).to(dtype)
+    return grad, y, right, kernels.backward(grad, y, pack_bits(right), table=False)
+
+
+@every_pattern
+@pytest.mark.parametrize("packed", [True, False])
+def test_table_equals_newton_on_every_16bit_y(every_y_case, packed):
+    grad, y, right, newton = every_y_case
+    dx = kernels.backward(grad, y, pack_bits(right) if packed else right, table=True)
+    assert_same_bits(dx, newton)
+
+
+@every_pattern
+@pytest.mark.parametrize("dtype", kernels.TABLE_DTYPES)
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("numel", [0, 1, 7, 9, 13, BLOCK - 1, BLOCK + 1, 3 * BLOCK + 5])
+def test_table_equals_newton_sizes(dtype, packed, numel):
+    """A ragged last byte and program; random bit patterns of y, random branches; 16-bit and float32 grads."""
+    gen = torch.Generator().manual_seed(numel)
+    y = torch.randint(-(1 << 15), 1 << 15, (numel,), generator=gen, dtype=torch.int32).to(torch.int16).view(dtype)
+    right = torch.rand(numel, generator=gen) < 0.5
+    branch = pack_bits(right) if packed else right
+    for grad in (torch.randn(numel, generator=gen).to(dtype), torch.randn(numel, generator=gen)):
+        assert_same_bits(kernels.backward(grad, y, branch, table=True), kernels.backward(grad, y, branch, table=False))
+    grad = torch.randn(numel, generator=gen).to(dtype).reshape(1, numel, 1)
+    assert kernels.backward(grad, y.reshape(1, numel, 1), branch, table=True).shape == (1, numel, 1)
+
+
+@every_pattern
+def test_table_is_built_once_per_dtype_and_device(monkeypatch):
+    monkeypatch.setattr(kernels, "_TABLES", {})
+    elsewhere = torch.zeros(2 << 16)
+    kernels._TABLES[(torch.bfloat16, torch.device("meta"))] = elsewhere  # another device's table
+    table = kernels.grad_table(torch.bfloat16, "cpu")
+    assert table is not elsewhere and table.dtype == torch.float32 and table.shape == (2 << 16,)
+    assert kernels.grad_table(torch.bfloat16, torch.device("cpu")) is table
+    y = F.gelu(torch.randn(100)).to(torch.bfloat16)
+    kernels.backward(torch.ones_like(y), y, pack_bits(y >= 0))  # the default path gathers from the same table
+    assert kernels._TABLES[(torch.bfloat16, torch.device("cpu"))] is table
+    assert kernels.grad_table(torch.float16, "cpu") is not table
+    assert set(kernels._TABLES) == {(d, torch.device(v)) for d, v in
+                                    [(torch.bfloat16, "meta"), (torch.bfloat16, "cpu"), (torch.float16, "cpu")]}
+
+
+@every_pattern
+def test_table_by_default_only_where_it_holds_the_computation(monkeypatch):
+    """Default (table=None): 16-bit y, float32 arithmetic, default newton and fast. Elsewhere the Newton
+    kernel, and table=True is an error that says what fits."""
+    monkeypatch.setattr(kernels, "_TABLES", {})
+    y = F.gelu(torch.randn(64)).to(torch.float16)
+    branch = pack_bits(y >= 0)
+    for kwargs in ({"newton": 2}, {"fast": True}):
+        kernels.backward(torch.ones_like(y), y, branch, **kwargs)
+    kernels.backward(torch.ones(64, dtype=torch.float64), y, branch)  # float64 arithmetic
+    kernels.backward(torch.ones(64), y.float(), branch)
+    assert kernels._TABLES == {}
+    kernels.backward(torch.ones_like(y), y, branch)
+    assert list(kernels._TABLES) == [(torch.float16, torch.device("cpu"))]
+    with pytest.raises(ValueError, match="16-bit y"):
+        kernels.backward(torch.ones(64), y.float(), branch, table=True)
+    with pytest.raises(ValueError, match="fast=True"):
+        kernels.backward(torch.ones_like(y), y, branch, fast=True, table=True)
+    with pytest.raises(ValueError, match="16-bit dtype"):
+        kernels.grad_table(torch.float32, "cpu")
+
+
+@every_pattern
+@pytest.mark.parametrize("table", [True, False])
+def test_autograd_function_table_choice(table):
+    """gelu(..., table=...) reaches the kernel: both give the same gradient bits; the registered op
+    (what torch.compile calls) is the Newton kernel."""
+    x = (torch.randn(3, BLOCK + 3, generator=torch.Generator().manual_seed(6)) * 3).to(torch.bfloat16)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(7)).to(torch.bfloat16)
+    (dx,) = torch.autograd.grad(gelu(x.requires_grad_(), kernel=True, table=table), x, grad)
+    y = F.gelu(x.detach())
+    assert_same_bits(dx, torch.ops.pmexp.tempo_gelu_backward(grad, y, pack_bits(x >= X_MIN)))
+    with pytest.raises(ValueError, match="table=True"):
+        gelu(x.float(), kernel=True, table=True)
+    with pytest.raises(ValueError, match="table=True"):
+        gelu(x, kernel=False, table=True)

@@ -25,7 +25,7 @@ import math
 
 import torch
 
-__all__ = ["unit_roundoff", "gelu_grad_bound", "AS_7_1_26_PHI_ERR", "assert_within_rounding_scale"]
+__all__ = ["unit_roundoff", "ulp_distance", "gelu_grad_bound", "AS_7_1_26_PHI_ERR", "assert_within_rounding_scale"]
 
 # Abramowitz & Stegun 7.1.26: |erf error| <= 1.5e-7, so Phi = (1 + erf(x / sqrt 2)) / 2 is off by
 # <= 7.5e-8 (the book's bound), plus the float32 evaluation of its 5-term polynomial and exp:
@@ -36,6 +36,25 @@ AS_7_1_26_PHI_ERR = 7.5e-8 + 7 * 2.0**-24
 def unit_roundoff(dtype: torch.dtype) -> float:
     """``eps / 2``: the largest relative error of one rounding to ``dtype``."""
     return torch.finfo(dtype).eps / 2
+
+
+def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Steps between ``a`` and ``b`` along the representable values of their float dtype (int64).
+
+    ``-0.0`` and ``0.0`` are 0 apart; the largest finite value and ``inf`` are 1 apart. Meaningless for
+    NaNs: compare their positions first. Two float32 numbers much closer than a 16-bit ulp, each rounded
+    once to 16 bits, are at most 1 apart (rounding is monotonic).
+    """
+    if a.dtype != b.dtype or not a.dtype.is_floating_point:
+        raise ValueError(f"ulp_distance needs two tensors of one float dtype, got {a.dtype} and {b.dtype}")
+    ints, bits = {2: (torch.int16, 16), 4: (torch.int32, 32), 8: (torch.int64, 64)}[a.element_size()]
+
+    def ordered(t: torch.Tensor) -> torch.Tensor:  # sign-magnitude bit patterns -> integers in value order
+        raw = t.contiguous().view(ints).long()
+        magnitude = raw & ((1 << (bits - 1)) - 1)
+        return torch.where(raw < 0, -magnitude, magnitude)
+
+    return (ordered(a) - ordered(b)).abs()
 
 
 def gelu_grad_bound(

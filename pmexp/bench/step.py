@@ -27,8 +27,11 @@ A variant ``tempo:<v>`` is dropout ``<v>`` with Tempo's layers on top (``pmexp.t
 A variant ``unfused:<v>`` runs ``<v>`` with eager attention's dropout and matmul unfused (the matmul
 keeps its copy of the dropped probabilities; :mod:`pmexp.dropout.attention_matmul`), to price the fusion.
 ``again:standard`` is a second standard model, timed like a variant: its ratio (ideally 1) and spread
-are the cell's noise floor, against which the other ratios are read. Each round runs the variants in
-an order rotated by one from the last.
+are the cell's noise floor, against which the other ratios are read. A suffix ``@B`` runs a variant
+at batch ``B`` instead of the cell's (``standard@63 tempo:packed@85``: each at its largest batch
+under a memory cap, Tempo's second target); the ratio is then of throughput, the variant's seq/s over
+standard's in the same round (at equal batches that is standard's step time over the variant's).
+Each round runs the variants in an order rotated by one from the last.
 Writes ``step.json`` / ``step.md`` under ``--out``.
 """
 
@@ -74,25 +77,50 @@ CELLS = {  # name: (BertConfig keywords, dtype, seq_len, batch, attention)
 }
 
 
-def _sync_time(fn: Callable[[], object], n: int) -> float:
-    torch.cuda.synchronize()
+def _sync_time(fn: Callable[[], object], n: int, sync: Callable[[], None] = torch.cuda.synchronize) -> float:
+    """Seconds a call of ``fn``, over ``n`` calls between two ``sync``s (the device's work included)."""
+    sync()
     start = time.perf_counter()
     for _ in range(n):
         fn()
-    torch.cuda.synchronize()
+    sync()
     return (time.perf_counter() - start) / n
 
 
 def split_variant(name: str) -> tuple[str, str]:
     """``"tempo:packed"`` -> ``("tempo", "packed")``, ``"packed"`` -> ``("none", "packed")``: memory, dropout."""
-    memory, _, variant = name.rpartition(":")
+    memory, _, variant = split_batch(name)[0].rpartition(":")
     return memory or "none", variant
+
+
+def split_batch(name: str) -> tuple[str, int | None]:
+    """``"tempo:packed@85"`` -> ``("tempo:packed", 85)``; no suffix: ``(name, None)`` (the cell's batch)."""
+    base, at, batch = name.partition("@")
+    if not at:
+        return name, None
+    if not batch.isdigit() or int(batch) < 1:
+        raise ValueError(f"variant {name!r}: the batch after '@' must be a positive integer, e.g. packed@69")
+    return base, int(batch)
+
+
+def reference_variant(variants) -> str:
+    """The variant the ratios are taken against: plain ``standard``, at whatever batch (``standard@63``)."""
+    for name in variants:
+        if split_batch(name)[0] == "standard":
+            return name
+    raise ValueError("--variants must include standard (or standard@B): ratios are taken against it")
+
+
+def throughput_ratio(reference_s: float, reference_batch: int, variant_s: float, variant_batch: int) -> float:
+    """The variant's seq/s over the reference's, from one round's step times (s) and batches."""
+    return (variant_batch / variant_s) / (reference_batch / reference_s)
 
 
 def _build_model(cell: str, name: str):
     import transformers
 
     config_kw, dtype, seq, batch, attention = CELLS[cell]
+    batch = split_batch(name)[1] or batch
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=30522, max_position_embeddings=max(512, seq),
                                      attn_implementation=attention, **config_kw)
@@ -114,8 +142,10 @@ def _build_model(cell: str, name: str):
     return model, inputs, dtype
 
 
-def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
-    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up)."""
+def make_step(cell: str, variant: str, mode: str, pool=None) -> Callable[[], None]:
+    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up).
+
+    ``pool``: for ``graphed``, a ``torch.cuda.graph_pool_handle()`` to capture into (see :func:`run_cell`)."""
     model, inputs, dtype = _build_model(cell, variant)
     autocast = dtype != torch.float32
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
@@ -124,7 +154,7 @@ def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     forward = torch.compile(model, options=inductor_options(split_variant(variant)[1]) or None) \
         if mode == "compiled" else model
 
-    fusion = attention_matmul.unfused if variant.startswith("unfused:") else contextlib.nullcontext
+    fusion = attention_matmul.unfused if split_variant(variant)[0] == "unfused" else contextlib.nullcontext
 
     def step() -> None:
         with fusion():  # backward too: a checkpointed layer recomputes its forward there
@@ -142,8 +172,13 @@ def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     torch.cuda.current_stream().wait_stream(side)
     if mode != "graphed":
         return step
+    # The warm-up's activations sit cached on its own side stream, which no later allocation reuses (each
+    # variant warms up on a new one): handed back here, a cell holds one step's activations for the graph
+    # pool, not one per variant besides (graphed BERT-large S2048 went out of memory with the shared pool).
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, pool=pool):
         step()
     # The graph holds raw addresses, not references: model, optimizer and inputs must outlive it (returning
     # graph.replay alone freed them, and the next variant's model reused their memory: illegal accesses).
@@ -178,25 +213,34 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
     _, _, seq, batch, _ = CELLS[cell]
     runners, peaks = {}, {}
     torch._dynamo.reset()  # once per cell: a reset between variants would recompile the earlier ones
+    # Graphed: every variant's graph captures into one memory pool, so the cell needs the largest
+    # graph's activations, not their sum (four BERT-large S2048 graphs, one pool each, ran out of the
+    # H200's 140 GB: runs/2026-11-30-compiled-next). Safe here: a step's graph keeps nothing it
+    # allocates past its end (parameters, grads and optimizer state come from the warm-up, outside
+    # capture; the loss dies inside), and replays run one at a time on one stream.
+    pool = torch.cuda.graph_pool_handle() if mode == "graphed" else None
     for variant in variants:
-        runners[variant] = make_step(cell, variant, mode)
+        runners[variant] = make_step(cell, variant, mode, pool)
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         runners[variant]()
         torch.cuda.synchronize()
         peaks[variant] = (torch.cuda.max_memory_allocated() - before) / 2**20
-    steps = steps_per_round(_sync_time(runners["standard"], 2), steps, min_round_s)
+    reference = reference_variant(variants)
+    steps = steps_per_round(_sync_time(runners[reference], 2), steps, min_round_s)
     times: dict[str, list[float]] = {v: [] for v in variants}
     for round_ in range(reps):
         for variant in rotated(variants, round_):  # A B C D, B C D A, ...
             times[variant].append(_sync_time(runners[variant], steps))
     rows = []
+    batches = {v: split_batch(v)[1] or batch for v in variants}
     for variant in variants:
-        ratios = [s / t for s, t in zip(times["standard"], times[variant], strict=True)]
+        ratios = [throughput_ratio(s, batches[reference], t, batches[variant])
+                  for s, t in zip(times[reference], times[variant], strict=True)]
         median_s = statistics.median(times[variant])
-        rows.append({"cell": cell, "mode": mode, "variant": variant, "seq_len": seq, "batch": batch,
-                     "step_ms_median": median_s * 1e3, "seq_s": batch / median_s, "steps_per_round": steps,
+        rows.append({"cell": cell, "mode": mode, "variant": variant, "seq_len": seq, "batch": batches[variant],
+                     "step_ms_median": median_s * 1e3, "seq_s": batches[variant] / median_s, "steps_per_round": steps,
                      "ratio_vs_standard": _ratio_stats(ratios), "step_peak_above_resident_mb": peaks[variant]})
     del runners
     torch.cuda.empty_cache()
@@ -301,12 +345,18 @@ def _ratio_text(r: dict) -> str:
     return f"{q['median']:.3f} [{q['min']:.3f}, {q['max']:.3f}]"
 
 
+def not_measured(rows: list[dict]) -> str:
+    """A line per cell and mode that failed (out of memory), after the table that leaves them out."""
+    return "".join(f"\nNot measured: {r['cell']} {r['mode']}: {r['error']}\n" for r in rows if "error" in r)
+
+
 def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict, args: dict) -> str:
     lines = [f"Dropout step benchmark on {env['device_name']} (torch {env['torch']}, triton {env['triton']}, "
              f"transformers {env['transformers']}, commit {env['pmexp_commit']}, "
-             f"backend {native.backend()}); settings {args}.", ""]
-    lines += _section("Steps, variants interleaved; ratio = standard's step time / the variant's, per round: "
-                      "median [min, max].", {
+             f"backend {native.backend()}"
+             + (f", Tempo GELU {env['tempo_gelu']}" if "tempo_gelu" in env else "") + f"); settings {args}.", ""]
+    lines += _section("Steps, variants interleaved; ratio = the variant's seq/s / standard's (at one batch: "
+                      "standard's step time / the variant's), per round: median [min, max].", {
                           "cell": lambda r: r["cell"], "mode": lambda r: r["mode"], "variant": lambda r: r["variant"],
                           "step ms": lambda r: f"{r['step_ms_median']:.2f}", "seq/s": lambda r: f"{r['seq_s']:.1f}",
                           "ratio vs standard": _ratio_text,
@@ -328,6 +378,10 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
     if not torch.cuda.is_available():
         raise SystemExit("pmexp.bench step needs a CUDA device")
     env = {**env_info(), "dropout_backend": native.backend(), "native_why_not": native.why_not()}
+    if any(v.startswith("tempo:") for v in variants):  # builds Tempo GELU's extension here, not in a timed step
+        from pmexp.tempo import native as tempo_native
+
+        env["tempo_gelu"] = "native" if tempo_native.load() is not None else f"triton ({tempo_native.why_not()})"
     host = host_table() if "host" in parts else []
     ops = op_table() if "op" in parts else []
     settings = {"reps": reps, "steps": steps, "min_round_s": min_round_s, "variants": list(variants)}
@@ -335,6 +389,7 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
 
     def save(echo: bool) -> None:
         table = to_markdown([r for r in rows if "error" not in r], host, ops, env, settings)
+        table += not_measured(rows)
         report([{"host": host, "op": ops, "step": rows, "settings": settings}], table, env, out, "step", echo)
 
     for cell in cells if "step" in parts else ():
@@ -351,19 +406,35 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
     return {"host": host, "op": ops, "step": rows}
 
 
+KNOWN_VARIANTS = VARIANTS + TEMPO_VARIANTS + UNFUSED_VARIANTS + (CONTROL,)
+
+
+def _variant_arg(name: str) -> str:
+    """argparse type of ``--variants``: a known variant, optionally with ``@B``."""
+    try:
+        base, _ = split_batch(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if base not in KNOWN_VARIANTS:
+        raise argparse.ArgumentTypeError(f"unknown variant {base!r}: use one of {', '.join(KNOWN_VARIANTS)}")
+    return name
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pmexp.bench step", description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["host", "op", "step"], choices=["host", "op", "step"])
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
-                        choices=list(VARIANTS + TEMPO_VARIANTS + UNFUSED_VARIANTS + (CONTROL,)))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), type=_variant_arg,
+                        help=f"of {', '.join(KNOWN_VARIANTS)}; '@B' after one runs it at batch B (tempo:packed@85)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--min-round-s", type=float, default=0.5,
                         help="more steps a round where --steps of a cell's step last less (host-bound cells)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    if "standard" not in args.variants:
-        parser.error("--variants must include standard (ratios are taken against it)")
+    try:
+        reference_variant(args.variants)
+    except ValueError as error:
+        parser.error(str(error))
     run(args.parts, args.cells, args.modes, args.variants, args.reps, args.steps, args.out, args.min_round_s)

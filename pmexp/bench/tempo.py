@@ -9,6 +9,14 @@ the forward peak above the start (input already there); what forward keeps for b
 its output (the input is then made inside the measured region by a copy that saves nothing, so
 it stays alive only if the GELU saves it: stock does, Tempo keeps ``y`` and the bits instead);
 and the backward peak above what forward left (``dx`` and temporaries).
+
+Paths: ``stock`` (``F.gelu``), ``tempo_kernel`` (the Newton kernel, every dtype), ``tempo_table``
+(16-bit dtypes only: ``g'`` gathered from :func:`pmexp.tempo.kernels.grad_table`, the same gradient
+bits; skipped for other dtypes) by Triton kernels under a Python node, ``tempo_native`` (the same with
+the C++ node and CUDA kernels of :mod:`pmexp.tempo.native`, 16-bit only: the eager default), ``tempo_torch``
+(the float64 bisection). For the table rows:
+
+    python -m pmexp.bench.tempo --dtypes bfloat16 float16 --paths stock tempo_kernel tempo_table tempo_native
 """
 
 from __future__ import annotations
@@ -25,14 +33,17 @@ from pmexp.bench.dropout import _bench, _forward_peak_mb
 from pmexp.experiment.envinfo import env_info
 from pmexp.tempo import gelu
 
-__all__ = ["PATHS", "SHAPE", "run", "run_one", "main"]
+__all__ = ["PATHS", "TABLE_PATHS", "SHAPE", "run", "run_one", "main"]
 
 SHAPE = (16, 512, 4096)  # BERT-large FFN activation: batch 16, sequence 512, intermediate 4096
 PATHS = {
     "stock": F.gelu,
-    "tempo_kernel": lambda x: gelu(x, True, kernel=True),
+    "tempo_kernel": lambda x: gelu(x, True, kernel=True, table=False),  # the Newton kernel, every dtype
+    "tempo_table": lambda x: gelu(x, True, kernel=True, table=True, native=False),  # g' from a table: 16-bit only
+    "tempo_native": lambda x: gelu(x, True, kernel=True, table=True),  # the table path's C++ node (16-bit only)
     "tempo_torch": lambda x: gelu(x, True, kernel=False),  # the float64 bisection (reference)
 }
+TABLE_PATHS = ("tempo_table", "tempo_native")  # run for pmexp.tempo.kernels.TABLE_DTYPES only
 
 
 def _kept_mb(fn, h: torch.Tensor) -> float:
@@ -62,7 +73,10 @@ def _backward_peak_mb(fn, x: torch.Tensor, grad: torch.Tensor) -> float:
 
 
 def run_one(shape: tuple[int, ...], dtype: torch.dtype, paths: list[str]) -> list[dict]:
-    """Time every path on one shape and dtype; one row per path."""
+    """Time every path on one shape and dtype; one row per path (table paths for 16-bit dtypes only)."""
+    from pmexp.tempo.kernels import TABLE_DTYPES  # imports triton: not at module import (--help on CPU)
+
+    paths = [name for name in paths if name not in TABLE_PATHS or dtype in TABLE_DTYPES]
     torch.manual_seed(0)
     x = torch.randn(shape, device="cuda", dtype=dtype).requires_grad_(True)
     grad = torch.randn_like(x)

@@ -17,67 +17,75 @@ import functools
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 import torch
 
-__all__ = ["load", "backend", "why_not"]
+__all__ = ["load", "backend", "why_not", "build"]
 
 log = logging.getLogger(__name__)
 _SOURCES = ("pmdrop.cpp", "kernels.cu")
-_failure: list[str] = []
+_FAILURES: dict[str, str] = {}  # extension name -> why it is not loaded
 
 
-def _build_dir(arch: str) -> Path:
+def _build_dir(name: str, arch: str) -> Path:
     root = Path(os.environ.get("PMEXP_NATIVE_DIR", Path.home() / ".cache" / "pmexp" / "native"))
-    path = root / f"torch{torch.__version__}-sm{arch.replace('.', '')}"
+    path = root / f"torch{torch.__version__}-sm{arch.replace('.', '')}" / name  # one build.ninja per extension
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _build() -> ModuleType:
+def _compile(name: str, csrc: Path, sources: Sequence[str]) -> ModuleType:
     from torch.utils.cpp_extension import load as load_extension
 
     major, minor = torch.cuda.get_device_capability()
     arch = f"{major}.{minor}"
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", arch)  # this device only: a build for every arch takes minutes
-    csrc = Path(__file__).with_name("csrc")
-    log.info("building pmexp's CUDA extension for sm_%s (once per machine, about a minute)", arch)
+    log.info("building %s for sm_%s (once per machine, about a minute)", name, arch)
     return load_extension(
-        name="pmexp_native",
-        sources=[str(csrc / s) for s in _SOURCES],
+        name=name,
+        sources=[str(csrc / s) for s in sources],
         extra_cflags=["-O3"],
         extra_cuda_cflags=["-O3"],  # no fast math: it flushes denormals, torch does not
-        build_directory=str(_build_dir(arch)),
+        build_directory=str(_build_dir(name, arch)),
         verbose=os.environ.get("PMEXP_NATIVE_VERBOSE") == "1",
     )
 
 
-@functools.cache
-def load() -> ModuleType | None:
-    """The built extension, or None where it is disabled (``PMEXP_NATIVE=0``), there is no CUDA, or the
-    build failed (then one warning says why and :func:`why_not` keeps the reason)."""
+def build(name: str, csrc: Path, sources: Sequence[str], fallback: str) -> ModuleType | None:
+    """Build (or load the cached build of) the C++/CUDA extension ``name`` from ``csrc``'s ``sources``.
+
+    None where it is disabled (``PMEXP_NATIVE=0``), there is no CUDA, or the build failed: then one
+    warning says why and what runs instead (``fallback``), and ``why_not(name)`` keeps the reason."""
     if os.environ.get("PMEXP_NATIVE", "1") == "0":
-        _failure.append("disabled by PMEXP_NATIVE=0")
+        _FAILURES[name] = "disabled by PMEXP_NATIVE=0"
         return None
     if not torch.cuda.is_available():
-        _failure.append("no CUDA device")
+        _FAILURES[name] = "no CUDA device"
         return None
     try:
-        return _build()
+        return _compile(name, csrc, sources)
     except Exception as error:  # no nvcc, no ninja, a compiler error: Triton still runs
         reason = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
-        _failure.append(reason)
-        warnings.warn(f"pmexp: the C++/CUDA dropout extension did not build ({reason}); packed and seeded "
-                      "use the Triton kernels (slower on the host). PMEXP_NATIVE_VERBOSE=1 shows the build; "
-                      "PMEXP_NATIVE=0 silences this.", RuntimeWarning, stacklevel=2)
+        _FAILURES[name] = reason
+        warnings.warn(f"pmexp: the C++/CUDA extension {name} did not build ({reason}); {fallback}. "
+                      "PMEXP_NATIVE_VERBOSE=1 shows the build; PMEXP_NATIVE=0 silences this.", RuntimeWarning,
+                      stacklevel=3)
         return None
 
 
-def why_not() -> str | None:
-    """Why :func:`load` returned None (None when it did not, or was not called)."""
-    return _failure[-1] if _failure else None
+@functools.cache
+def load() -> ModuleType | None:
+    """The dropout extension (see :func:`build`), or None (then packed and seeded run their Triton kernels)."""
+    return build("pmexp_native", Path(__file__).with_name("csrc"), _SOURCES,
+                 "packed and seeded use the Triton kernels (slower on the host)")
+
+
+def why_not(name: str = "pmexp_native") -> str | None:
+    """Why extension ``name``'s load returned None (None when it did not, or was not called)."""
+    return _FAILURES.get(name)
 
 
 def backend() -> str:

@@ -53,6 +53,7 @@ from pmexp.dropout.module import PackedDropout
 __all__ = [
     "TARGETS",
     "apply",
+    "attention_function",
     "SurgeryReport",
     "PMDropSurgeryWarning",
     "attention_name",
@@ -229,7 +230,10 @@ def _eager_attention_of(module: nn.Module) -> Callable | None:
     return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
 
 
-def _make_attention_function(variant: str, base: str = "eager", fuse_matmul: bool = True) -> Callable:
+def attention_function(variant: str, base: str = "eager", fuse_matmul: bool = True) -> Callable:
+    """The attention function :func:`apply` registers for ``variant`` (transformers' signature): the
+    model's own ``eager_attention_forward`` with the variant's dropout (``base="eager"``; its matmul
+    fused where :mod:`pmexp.dropout.attention_matmul` allows), or SDPA falling back to that."""
     def eager_attention(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
         eager = _eager_attention_of(module)
         if eager is None:
@@ -325,7 +329,7 @@ def _route_attention(model: nn.Module, variant: str, fuse_matmul: bool = True) -
         model.set_attn_implementation(base)
         return base, False, f"standard: the model's own {base} attention and torch's dropout"
     name = register_attention(attention_name(variant, base, fuse_matmul),
-                              _make_attention_function(variant, base, fuse_matmul), mask=base)
+                              attention_function(variant, base, fuse_matmul), mask=base)
     model.set_attn_implementation(name)
     if base == "sdpa":
         return name, True, (f"sdpa attention routed through {name}: SDPA's fused kernels as before (no mask "

@@ -14,6 +14,13 @@ and without Tempo under one seed:
 - ``packed``: CUDA: the fused Triton kernel's mask, as bits; elsewhere ``packed_exact``;
 - ``seeded``: no mask; CPU: a snapshot of the default generator; CUDA: the kernel's seed.
 
+Where PM-Drop's own fused attention keeps the same tensors (CUDA, ``packed`` or ``seeded`` under
+autocast, calls of :data:`pmexp.dropout.masked_matmul.MIN_PROBABILITIES` or more: softmax's output,
+the mask as bits or a seed, ``V``; no dropout output), :func:`tempo_attention` hands the call to it
+(:func:`pmexp.dropout.surgery.attention_function`): the same mask and outputs at PM-Drop's host cost
+(H200, BERT-large S512: 662 against this function's 1,244 us a call forward and backward, Tempo's
+attention being a third of Tempo's host cost; runs/2026-11-30-tempo-gelu-table).
+
 Dropout is linear and elementwise, ``dropped = probs * noise``, so one "apply the mask" routine
 serves for recomputing the output in backward and for the gradient. Edge cases follow
 :func:`pmexp.dropout.dropout`: without dropout (eval, ``p == 0``, empty) or at ``p == 1`` the plain
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from pmexp.dropout import attention_matmul
 from pmexp.dropout.functional import (
     _bits_backward,
     _cpu_noise,
@@ -37,9 +45,10 @@ from pmexp.dropout.functional import (
     check_variant,
     dropout,
 )
+from pmexp.dropout.surgery import attention_function
 from pmexp.masks import pack_bits, unpack_bits
 
-__all__ = ["softmax_dropout_matmul", "tempo_attention"]
+__all__ = ["pm_drop_keeps_as_little", "softmax_dropout_matmul", "tempo_attention"]
 
 
 def _draw(probs: torch.Tensor, p: float, variant: str, ctx) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -159,13 +168,27 @@ def softmax_dropout_matmul(
     return _SoftmaxDropoutMatmul.apply(scores, value, p, variant)
 
 
+def pm_drop_keeps_as_little(variant: str, query: torch.Tensor, key: torch.Tensor, p: float) -> bool:
+    """Whether PM-Drop's fused eager attention keeps what :class:`_SoftmaxDropoutMatmul` would for this
+    call (see the module docstring): then it runs instead, at less host cost. The checks are
+    :func:`pmexp.dropout.masked_matmul.applies`' own, read from ``query`` and ``key`` before the
+    probabilities exist (softmax under autocast gives float32 probabilities)."""
+    return (variant in ("packed", "seeded") and query.is_cuda and 0.0 < p < 1.0 and attention_matmul.fusing()
+            and attention_matmul.may_fuse(query, key) and torch.get_autocast_dtype("cuda") != torch.float32
+            and not torch.compiler.is_compiling() and _uses_kernel(query))
+
+
 def tempo_attention(variant: str):
     """An attention function for transformers' ``AttentionInterface``: BERT's eager attention
     (``transformers.models.bert.modeling_bert.eager_attention_forward``) with the fused
-    softmax-dropout-matmul in the middle."""
+    softmax-dropout-matmul in the middle, or PM-Drop's fused attention where that keeps as little
+    (:func:`pm_drop_keeps_as_little`)."""
     check_variant(variant)
+    fused = attention_function(variant)
 
     def attention(module, query, key, value, attention_mask, scaling=None, dropout: float = 0.0, **kwargs):
+        if module.training and pm_drop_keeps_as_little(variant, query, key, dropout):
+            return fused(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
         if scaling is None:
             scaling = query.size(-1) ** -0.5
         scores = torch.matmul(query, key.transpose(2, 3)) * scaling

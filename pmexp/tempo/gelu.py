@@ -32,7 +32,10 @@ kernels of :mod:`pmexp.tempo.kernels` instead: forward packs the branch bits in 
 recovers ``x`` in registers from a first guess and one Newton step (two erf per element in
 float32), with the same accuracy as the bisection, and allocates nothing but ``dx``. On an H200,
 for 16 x 512 x 4096 float32 elements, backward takes 0.28 ms there against 70 ms here (stock
-GELU's backward: 0.10 ms); ``python -m pmexp.bench.tempo`` measures it.
+GELU's backward: 0.10 ms); ``python -m pmexp.bench.tempo`` measures it. For 16-bit tensors, eager
+backward gathers ``g'`` instead from a 512 KiB table of that kernel's own float32 values, one per bit
+pattern of ``y`` and branch (the same gradient bits, no ``erf``; its H200 time is not measured yet);
+under torch.compile it keeps the Newton kernel.
 """
 
 from __future__ import annotations
@@ -108,17 +111,33 @@ def _branch_bits(x: torch.Tensor) -> torch.Tensor:
     return _kernels().branch_bits(x)
 
 
-def _kernel_backward(grad: torch.Tensor, y: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
-    if torch.compiler.is_compiling():
+def _kernel_backward(grad: torch.Tensor, y: torch.Tensor, branch: torch.Tensor, table: bool | None) -> torch.Tensor:
+    if torch.compiler.is_compiling():  # the registered op: the Newton kernel (no table in a traced graph)
         return torch.ops.pmexp.tempo_gelu_backward(grad, y, branch)
-    return _kernels().backward(grad, y, branch)
+    return _kernels().backward(grad, y, branch, table=table)
+
+
+def _native_gelu(x: torch.Tensor) -> torch.Tensor | None:
+    """Tempo GELU by the C++ extension (:mod:`pmexp.tempo.native`) where it serves ``x`` (eager CUDA,
+    16-bit, the g' table usable now), else None."""
+    if x.dtype not in (torch.bfloat16, torch.float16) or torch.compiler.is_compiling():
+        return None
+    module = _native_load()
+    slopes = _kernels().eager_table(x) if module is not None else None
+    return None if slopes is None else module.gelu(x, slopes, _kernels().branch_threshold(x.dtype))
+
+
+def _native_load():
+    from pmexp.tempo import native  # builds on first use: not at import
+
+    return native.load()
 
 
 class _TempoGELU(torch.autograd.Function):
     """Forward: torch's exact GELU. Saves the output and the branch bit (packed or bool)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, packed: bool, kernel: bool) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, packed: bool, kernel: bool, table: bool | None) -> torch.Tensor:
         y = torch.nn.functional.gelu(x)
         if kernel and packed:
             branch = _branch_bits(x)
@@ -126,7 +145,7 @@ class _TempoGELU(torch.autograd.Function):
             branch = x >= X_MIN
             if packed:
                 branch = pack_bits(branch)
-        ctx.packed, ctx.kernel, ctx.shape = packed, kernel, x.shape
+        ctx.packed, ctx.kernel, ctx.table, ctx.shape = packed, kernel, table, x.shape
         ctx.save_for_backward(y, branch)
         return y
 
@@ -134,13 +153,16 @@ class _TempoGELU(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         y, mask = ctx.saved_tensors
         if ctx.kernel:
-            return _kernel_backward(grad, y, mask), None, None
+            return _kernel_backward(grad, y, mask, ctx.table), None, None, None
         right = unpack_bits(mask, ctx.shape) if ctx.packed else mask
         x = gelu_input_from_output(y, right)
-        return grad * _gelu_derivative(x).to(grad.dtype), None, None
+        return grad * _gelu_derivative(x).to(grad.dtype), None, None, None
 
 
-def gelu(x: torch.Tensor, packed: bool = True, kernel: bool | None = None) -> torch.Tensor:
+def gelu(
+    x: torch.Tensor, packed: bool = True, kernel: bool | None = None, table: bool | None = None,
+    native: bool | None = None,
+) -> torch.Tensor:
     """Exact GELU (``approximate='none'``) keeping ``y`` and 1 bit per element for backward.
 
     Args:
@@ -150,15 +172,35 @@ def gelu(x: torch.Tensor, packed: bool = True, kernel: bool | None = None) -> to
             of their dtypes when triton is importable, else the torch path; False: always the
             torch path (the reference); True: always the kernels (CPU tensors only under
             ``TRITON_INTERPRET=1``).
+        table: the kernels' backward for 16-bit ``x`` (see :func:`pmexp.tempo.kernels.backward`):
+            None (default): ``g'`` gathered from a table of the Newton kernel's own values, eagerly
+            (the same gradient bits), the Newton kernel under torch.compile; True: the table
+            eagerly (an error for other dtypes or without the kernels); False: always the Newton
+            kernel.
+        native: None (default): where the kernels, the bits and the table serve (16-bit CUDA, eager),
+            the C++ autograd node of :mod:`pmexp.tempo.native` (the same bits and gradient at less
+            host cost) when it builds; False: never (the Python node and Triton launches).
 
     Returns:
         ``torch.nn.functional.gelu(x)``, bit for bit.
+
+    Raises:
+        ValueError: ``table=True`` for ``x`` that is not 16-bit, or with the torch path.
     """
     if not (torch.is_grad_enabled() and x.requires_grad):
         return torch.nn.functional.gelu(x)
     if kernel is None:
         kernel = _uses_kernel(x)
-    return _TempoGELU.apply(x, packed, kernel)
+    if table and not (kernel and x.dtype in (torch.bfloat16, torch.float16)):  # kernels.TABLE_DTYPES
+        raise ValueError(
+            f"table=True needs the Triton kernels (kernel={kernel}) and a 16-bit x (bfloat16, float16), got "
+            f"{x.dtype}; pass table=None to use the table where it fits"
+        )
+    if kernel and packed and table is not False and native is not False and x.is_cuda:
+        y = _native_gelu(x)
+        if y is not None:
+            return y
+    return _TempoGELU.apply(x, packed, kernel, table)
 
 
 class TempoGELU(nn.Module):

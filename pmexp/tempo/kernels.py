@@ -36,6 +36,20 @@ Accuracy, float32, against torch's float32 gradient at the true ``x``, max abs e
 ``|x - X_MIN| > 0.01``. Float64: 1e-13 from the true ``g'`` away from ``X_MIN``. Time on an H200
 for 16 x 512 x 4096 elements: 0.28 ms (float32 and bfloat16; stock's backward 0.10 / 0.064 ms):
 the kernel is bound by arithmetic, not memory.
+
+The table path (16-bit ``y``: bfloat16, float16). Such a ``y`` has only 65536 bit patterns, so ``g'``
+given ``(y, branch)`` takes at most 2 x 65536 values. :func:`grad_table` holds them: for every
+pattern and both branches, the float32 ``g'`` that the Newton kernel itself computes (its ``dx`` for
+a float32 ``grad`` of ones), built by that kernel once per (dtype, device): 512 KiB, two launches
+over 65536 elements, no host sync. ``_bwd_table_kernel`` then reads ``grad``, ``y``'s raw bits and
+the branch, gathers ``g'`` and writes ``dx = grad * g'`` in float32 with one cast, as the Newton
+kernel does, so ``dx`` is bit for bit the Newton kernel's (checked on every pattern through the
+interpreter). Per element it costs one gather from an L2-resident table instead of two ``erf`` and
+two ``exp``, and reads and writes the same bytes; its H200 time is not measured yet
+(``python -m pmexp.bench.tempo``, row ``tempo_table``). :func:`backward` takes it by default where
+it holds the computation (``newton`` and ``fast`` at their defaults, ``grad`` not float64), in eager
+mode only: the registered op ``pmexp::tempo_gelu_backward``, which torch.compile traces, keeps the
+Newton kernel, since a table built inside a traced triton_op would become a traced constant.
 Imported only when a CUDA tensor needs it (or by tests under ``TRITON_INTERPRET=1``).
 """
 
@@ -49,11 +63,25 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-__all__ = ["KERNEL_DTYPES", "branch_bits", "backward", "tempo_gelu_branch_bits", "tempo_gelu_backward"]
+__all__ = [
+    "KERNEL_DTYPES",
+    "TABLE_DTYPES",
+    "branch_bits",
+    "backward",
+    "grad_table",
+    "eager_table",
+    "branch_threshold",
+    "tempo_gelu_branch_bits",
+    "tempo_gelu_backward",
+]
 
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _BYTES = 128  # mask bytes per program: 1024 elements
 _NUM_WARPS = 4
+TABLE_DTYPES = (torch.bfloat16, torch.float16)  # y dtypes whose g' can be a table (one entry per bit pattern)
+_Y_PATTERNS = tl.constexpr(1 << 16)  # bit patterns of a 16-bit y: table entries per branch
+# grad_table's tables, per (y dtype, device). A plain dict, not functools.cache: see pmexp/tempo/lazy.py.
+_TABLES: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
 # Constants (Python floats); turned into COMPUTE-dtype scalars with tl.full, since a bare float
 # literal would be rounded to float32 even in float64 arithmetic.
@@ -142,6 +170,27 @@ def _gelu_grad_from_output(
 
 
 @triton.jit
+def _block(n, BYTES: tl.constexpr):
+    """This program's ``BYTES x 8`` elements: mask-byte rows, bit columns, element indices, in bounds."""
+    pid = tl.program_id(0).to(tl.int64)
+    rows = pid * BYTES + tl.arange(0, BYTES)
+    cols = tl.arange(0, 8)
+    idx = rows[:, None] * 8 + cols[None, :]
+    return rows, cols, idx, idx < n
+
+
+@triton.jit
+def _load_right(branch_ptr, rows, cols, idx, inb, n, PACKED: tl.constexpr):
+    """The branch bit ``x >= X_MIN`` of a program's ``BYTES x 8`` elements (packed bytes or bool)."""
+    if PACKED:
+        byte = tl.load(branch_ptr + rows, mask=rows * 8 < n, other=0).to(tl.int32)
+        right = ((byte[:, None] >> cols[None, :]) & 1) != 0
+    else:
+        right = tl.load(branch_ptr + idx, mask=inb, other=0) != 0
+    return right
+
+
+@triton.jit
 def _bwd_kernel(
     g_ptr,
     y_ptr,
@@ -156,16 +205,8 @@ def _bwd_kernel(
     FAST: tl.constexpr,
     COMPUTE: tl.constexpr,
 ):
-    pid = tl.program_id(0).to(tl.int64)
-    rows = pid * BYTES + tl.arange(0, BYTES)
-    cols = tl.arange(0, 8)
-    idx = rows[:, None] * 8 + cols[None, :]
-    inb = idx < n
-    if PACKED:
-        byte = tl.load(branch_ptr + rows, mask=rows * 8 < n, other=0).to(tl.int32)
-        right = ((byte[:, None] >> cols[None, :]) & 1) != 0
-    else:
-        right = tl.load(branch_ptr + idx, mask=inb, other=0) != 0
+    rows, cols, idx, inb = _block(n, BYTES)
+    right = _load_right(branch_ptr, rows, cols, idx, inb, n, PACKED)
     y = tl.load(y_ptr + idx, mask=inb, other=0).to(COMPUTE)
     g = tl.load(g_ptr + idx, mask=inb, other=0).to(COMPUTE)
     dx = g * _gelu_grad_from_output(y, right, COMPUTE, NEWTON, W_FINAL, TINY, FAST)
@@ -173,12 +214,19 @@ def _bwd_kernel(
 
 
 @triton.jit
+def _bwd_table_kernel(g_ptr, y_bits_ptr, branch_ptr, table_ptr, dx_ptr, n, BYTES: tl.constexpr, PACKED: tl.constexpr):
+    """``_bwd_kernel`` for 16-bit ``y`` with ``g'`` gathered from ``table`` (see :func:`grad_table`)."""
+    rows, cols, idx, inb = _block(n, BYTES)
+    right = _load_right(branch_ptr, rows, cols, idx, inb, n, PACKED)
+    y_bits = tl.load(y_bits_ptr + idx, mask=inb, other=0).to(tl.int32) & 0xFFFF  # int16 sign-extends
+    slope = tl.load(table_ptr + (y_bits + right.to(tl.int32) * _Y_PATTERNS), mask=inb, other=0.0)
+    g = tl.load(g_ptr + idx, mask=inb, other=0).to(tl.float32)
+    tl.store(dx_ptr + idx, (g * slope).to(dx_ptr.dtype.element_ty), mask=inb)
+
+
+@triton.jit
 def _branch_bits_kernel(x_ptr, bits_ptr, n, BYTES: tl.constexpr, THRESHOLD: tl.constexpr, COMPUTE: tl.constexpr):
-    pid = tl.program_id(0).to(tl.int64)
-    rows = pid * BYTES + tl.arange(0, BYTES)
-    cols = tl.arange(0, 8)
-    idx = rows[:, None] * 8 + cols[None, :]
-    inb = idx < n
+    rows, cols, idx, inb = _block(n, BYTES)
     x = tl.load(x_ptr + idx, mask=inb, other=0).to(COMPUTE)
     right = (x >= _c(THRESHOLD, COMPUTE)) & inb
     byte = tl.sum(right.to(tl.int32) << cols[None, :], axis=1)
@@ -213,12 +261,64 @@ def branch_bits(x: torch.Tensor, wrap=_identity) -> torch.Tensor:
     return bits
 
 
+def grad_table(dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """``g'`` for every 16-bit ``y`` of ``dtype`` on both branches, built once per (dtype, device).
+
+    float32, ``2 * 65536`` entries (512 KiB: stays in L2), ``table[right * 65536 + (bits(y) & 0xFFFF)]``.
+    Each entry is ``_bwd_kernel``'s own float32 ``g'`` (its ``dx`` for a float32 ``grad`` of ones,
+    ``newton`` and ``fast`` at their defaults), so gathering it multiplies the same numbers.
+    Building costs two launches of the Newton kernel over 65536 elements and no host sync.
+
+    Raises:
+        ValueError: ``dtype`` is not 16-bit.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # one key per GPU, however it was named
+        device = torch.device("cuda", torch.cuda.current_device())
+    key = (dtype, device)
+    if key not in _TABLES:
+        if dtype not in TABLE_DTYPES:
+            raise ValueError(f"a g' table needs a 16-bit dtype {TABLE_DTYPES}, got {dtype}")
+        bits = torch.arange(_Y_PATTERNS.value, dtype=torch.int32, device=device)
+        y = torch.where(bits >= 1 << 15, bits - (1 << 16), bits).to(torch.int16).view(dtype)
+        ones = torch.ones(y.shape, dtype=torch.float32, device=device)
+        halves = [backward(ones, y, torch.full(y.shape, right, device=device), table=False) for right in (False, True)]
+        _TABLES[key] = torch.cat(halves)
+    return _TABLES[key]
+
+
+def eager_table(y: torch.Tensor) -> torch.Tensor | None:
+    """:func:`grad_table` for ``y``'s dtype and device where eager code may use it now (see
+    :func:`_table_by_default`: the arithmetic the table holds, not traced, not a capture's first
+    build), else None. For :mod:`pmexp.tempo.native`, whose backward gathers from it."""
+    return grad_table(y.dtype, y.device) if _table_by_default(y, tl.float32, None, False) else None
+
+
+def branch_threshold(dtype: torch.dtype) -> float:
+    """``X_MIN`` rounded to ``dtype``: ``x >= branch_threshold(x.dtype)`` in float32 is torch's ``x >= X_MIN``."""
+    return _threshold(dtype)
+
+
+def _table_fits(y: torch.Tensor, compute, newton: int | None, fast: bool) -> bool:
+    """Whether :func:`grad_table` holds what the Newton kernel computes here."""
+    return y.dtype in TABLE_DTYPES and compute == tl.float32 and newton is None and not fast
+
+
+def _table_by_default(y: torch.Tensor, compute, newton: int | None, fast: bool) -> bool:
+    """The table where it fits, in eager mode only (traced, the table would be a constant of the
+    graph), and not while a CUDA graph captures its first build (the build would be recorded, not run)."""
+    if not _table_fits(y, compute, newton, fast) or torch.compiler.is_compiling():
+        return False
+    return not (y.is_cuda and torch.cuda.is_current_stream_capturing()) or (y.dtype, y.device) in _TABLES
+
+
 def backward(
     grad: torch.Tensor,
     y: torch.Tensor,
     branch: torch.Tensor,
     newton: int | None = None,
     fast: bool = False,
+    table: bool | None = None,
     wrap=_identity,
 ) -> torch.Tensor:
     """``grad * g'(x)`` with ``x`` recovered from ``y`` and ``branch`` (packed bits or bool).
@@ -227,30 +327,53 @@ def backward(
     the final corrected evaluation (default 3 for float64, else 1). ``fast``: ``Phi`` from
     Abramowitz-Stegun 7.1.26 instead of ``erf`` (float32 and 16-bit inputs): on an H200, 16% less
     backward time, max abs error 1.6e-6 instead of 8.1e-7 for ``|x - X_MIN| > 0.1`` (same
-    elsewhere); off by default.
+    elsewhere); off by default. ``table``: gather ``g'`` from :func:`grad_table` instead of
+    computing it, for 16-bit ``y`` under float32 arithmetic (``grad`` not float64) with ``newton``
+    and ``fast`` at their defaults: the same float32 ``g'`` times the same ``grad``, so the same
+    ``dx``. None (default): the table where it fits, eagerly (not while traced); False: never.
+
+    Raises:
+        ValueError: ``table=True`` where the table does not hold this computation.
     """
     grad, y, branch = grad.contiguous(), y.contiguous(), branch.contiguous()
     n = grad.numel()
     dx = torch.empty_like(grad, memory_format=torch.contiguous_format)
     compute = _compute_dtype(grad, y)
+    if table is None:
+        table = _table_by_default(y, compute, newton, fast)
+    elif table and not _table_fits(y, compute, newton, fast):
+        raise ValueError(
+            f"table=True needs a 16-bit y {TABLE_DTYPES}, a grad that is not float64, newton=None and "
+            f"fast=False; got y {y.dtype}, grad {grad.dtype}, newton={newton}, fast={fast} (table=None "
+            "uses the table only where it fits)"
+        )
+    if not n:
+        return dx
+    grid = (triton.cdiv((n + 7) // 8, _BYTES),)
+    packed = branch.dtype == torch.uint8
+    if table:
+        slopes = grad_table(y.dtype, y.device)
+        wrap(_bwd_table_kernel)[grid](
+            grad, y.view(torch.int16), branch, slopes, dx, n, BYTES=_BYTES, PACKED=packed, num_warps=_NUM_WARPS
+        )
+        return dx
     if newton is None:
         newton = 3 if compute == tl.float64 else 1
-    if n:
-        wrap(_bwd_kernel)[(triton.cdiv((n + 7) // 8, _BYTES),)](
-            grad,
-            y,
-            branch,
-            dx,
-            n,
-            BYTES=_BYTES,
-            PACKED=branch.dtype == torch.uint8,
-            NEWTON=newton,
-            W_FINAL=1e-3 if compute == tl.float64 else 0.05,
-            TINY=1e-300 if compute == tl.float64 else 1e-37,  # a normal number: ln(|y|) stays finite
-            FAST=fast,
-            COMPUTE=compute,
-            num_warps=_NUM_WARPS,
-        )
+    wrap(_bwd_kernel)[grid](
+        grad,
+        y,
+        branch,
+        dx,
+        n,
+        BYTES=_BYTES,
+        PACKED=packed,
+        NEWTON=newton,
+        W_FINAL=1e-3 if compute == tl.float64 else 0.05,
+        TINY=1e-300 if compute == tl.float64 else 1e-37,  # a normal number: ln(|y|) stays finite
+        FAST=fast,
+        COMPUTE=compute,
+        num_warps=_NUM_WARPS,
+    )
     return dx
 
 
@@ -262,5 +385,10 @@ def tempo_gelu_branch_bits(x: torch.Tensor) -> torch.Tensor:
 
 @triton_op("pmexp::tempo_gelu_backward", mutates_args=())
 def tempo_gelu_backward(grad: torch.Tensor, y: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
-    """Tempo GELU backward from the output ``y`` and the branch (uint8 bits or bool)."""
-    return backward(grad, y, branch, wrap=wrap_triton)
+    """Tempo GELU backward from the output ``y`` and the branch (uint8 bits or bool).
+
+    Always the Newton kernel, never the table: this op is what torch.compile traces (gelu.py calls
+    it only while compiling), and a table built inside a traced triton_op would become a traced
+    constant of the graph instead of one cached tensor.
+    """
+    return backward(grad, y, branch, table=False, wrap=wrap_triton)

@@ -80,7 +80,9 @@ _ZERO_WEIGHT = (
 def _check_weight(weight: torch.Tensor) -> None:
     """Reject zero weight entries, without waiting for the device where that would cost a sync."""
     if weight.is_cuda or torch.compiler.is_compiling():
-        torch._assert_async((weight != 0).all(), _ZERO_WEIGHT.format("some"))
+        # weight.all() is (weight != 0).all() in one kernel (a float is true where nonzero, -0.0 and
+        # NaN included): 2 launches a call, not 3 (BERT-large: 48 LayerNorms a step)
+        torch._assert_async(weight.all(), _ZERO_WEIGHT.format("some"))
     elif bool((weight == 0).any()):  # CPU: reading the answer costs nothing
         raise ValueError(_ZERO_WEIGHT.format(int((weight == 0).sum())))
 

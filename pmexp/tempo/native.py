@@ -1,0 +1,41 @@
+"""Tempo GELU's eager CUDA path for 16-bit activations in C++ (``csrc/``), built on first use.
+
+    python -m pmexp.tempo.native      # build now (about a minute, once per machine) and say which path runs
+
+Why: Tempo GELU through a Python ``autograd.Function`` and two Triton launches costs ~3x stock GELU
+on the host (H200, bfloat16: 82 against 12 us forward, 368 against 127 us forward+backward;
+runs/2026-11-30-tempo-gelu-table), and a BERT-large step is host-bound. Here the node and the launches
+are C++; the kernels give the Triton kernels' bits and gradient (the same ``g'`` table, built once by
+:func:`pmexp.tempo.kernels.grad_table`). Built like :mod:`pmexp.dropout.native` (``PMEXP_NATIVE=0``
+turns both off); where it does not build, Tempo GELU runs its Triton kernels with one warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from types import ModuleType
+
+from pmexp.dropout import native
+
+__all__ = ["load", "why_not", "NAME"]
+
+NAME = "pmexp_tempo_native"
+
+
+@functools.cache
+def load() -> ModuleType | None:
+    """The extension, or None (disabled, no CUDA, or the build failed: :func:`why_not` says which)."""
+    return native.build(NAME, Path(__file__).with_name("csrc"), ("tempo.cpp", "kernels.cu"),
+                        "Tempo GELU uses its Triton kernels (slower on the host)")
+
+
+def why_not() -> str | None:
+    """Why :func:`load` returned None (None when it did not, or was not called)."""
+    return native.why_not(NAME)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    print("Tempo GELU: " + ("native (C++)" if load() is not None else f"Triton kernels ({why_not()})"))

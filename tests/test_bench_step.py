@@ -1,0 +1,64 @@
+"""The step benchmark's variant names and ratio arithmetic (CPU; the benchmark itself needs a GPU).
+
+    python -m pytest tests/test_bench_step.py
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pmexp.bench import step
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("packed", ("packed", None)),
+    ("tempo:packed@85", ("tempo:packed", 85)),
+    ("standard@63", ("standard", 63)),
+    ("again:standard@1", ("again:standard", 1)),
+])
+def test_split_batch(name, expected):
+    assert step.split_batch(name) == expected
+
+
+@pytest.mark.parametrize("name", ["packed@", "packed@0", "packed@-3", "packed@x", "packed@8.5"])
+def test_split_batch_rejects_a_bad_batch(name):
+    with pytest.raises(ValueError, match="positive integer"):
+        step.split_batch(name)
+
+
+def test_split_variant_ignores_the_batch():
+    assert step.split_variant("tempo:packed@85") == ("tempo", "packed")
+    assert step.split_variant("unfused:seeded@4") == ("unfused", "seeded")
+    assert step.split_variant("seeded") == ("none", "seeded")
+
+
+def test_reference_is_standard_at_any_batch():
+    assert step.reference_variant(["packed", "standard", "again:standard"]) == "standard"
+    assert step.reference_variant(["tempo:packed@85", "standard@63"]) == "standard@63"
+    with pytest.raises(ValueError, match="must include standard"):
+        step.reference_variant(["packed", "again:standard", "tempo:standard"])
+
+
+def test_throughput_ratio():
+    # one batch: standard's step time over the variant's
+    assert step.throughput_ratio(0.100, 16, 0.080, 16) == pytest.approx(1.25)
+    # 85 sequences in 0.130 s against 63 in 0.100 s: 653.8 / 630 seq/s
+    assert step.throughput_ratio(0.100, 63, 0.130, 85) == pytest.approx((85 / 0.130) / (63 / 0.100))
+
+
+def test_command_line_checks_variants(capsys):
+    for argv, message in [(["--variants", "packed"], "must include standard"),
+                          (["--variants", "standard", "foo"], "unknown variant 'foo'"),
+                          (["--variants", "standard", "packed@x"], "positive integer")]:
+        with pytest.raises(SystemExit):
+            step.main(["--parts", "step", *argv])
+        assert message in capsys.readouterr().err
+
+
+def test_failed_cells_are_named_after_the_table():
+    from pmexp.bench.step import not_measured
+
+    rows = [{"cell": "bert_large_512", "mode": "eager", "variant": "standard"},
+            {"cell": "bert_large_2048", "mode": "graphed", "error": "OOM: CUDA out of memory."}]
+    assert not_measured(rows) == "\nNot measured: bert_large_2048 graphed: OOM: CUDA out of memory.\n"
+    assert not_measured(rows[:1]) == ""

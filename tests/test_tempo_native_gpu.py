@@ -1,0 +1,76 @@
+"""Tempo GELU's C++/CUDA path (pmexp.tempo.native) against its Python node with the Triton table kernel.
+
+GPU only (skipped elsewhere). Both read one g' table and form grad * g' in float32 with one rounding,
+and both compare x >= X_MIN (rounded to x's dtype) in float32, so every comparison is bit for bit."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pmexp.tempo import TempoGELU, gelu
+from pmexp.tempo import native as tempo_native
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+DTYPES = [torch.bfloat16, torch.float16]
+SIZES = [1, 7, 8, 33, 4097, 1 << 20]
+
+
+@pytest.fixture(scope="module")
+def ext():
+    module = tempo_native.load()
+    if module is None:
+        pytest.fail(f"Tempo's native extension did not build here: {tempo_native.why_not()}")
+    return module
+
+
+def activation(n: int, dtype: torch.dtype, contiguous: bool, seed: int = 0) -> torch.Tensor:
+    """randn * 3 (both branches, and y in (Y_MIN, 0) where the branch bit decides), as a leaf; not
+    contiguous: every other element of a wider tensor."""
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    wide = (torch.randn(n, 1 if contiguous else 2, device="cuda", generator=g) * 3).to(dtype)
+    return wide[:, 0].detach().requires_grad_() if not contiguous else wide.view(n).requires_grad_()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_native_equals_python_node(ext, dtype, n, contiguous):
+    x = activation(n, dtype, contiguous)
+    grad = torch.randn(n, device="cuda").to(dtype)
+    y = gelu(x)
+    assert "TempoGelu" in y.grad_fn.name()  # the default for 16-bit CUDA: the C++ node
+    ref = gelu(x, native=False)
+    assert "TempoGelu" not in ref.grad_fn.name()
+    assert torch.equal(y, ref) and torch.equal(y, F.gelu(x)) and y.stride() == ref.stride()
+    (dx,) = torch.autograd.grad(y, x, grad)
+    (dx_ref,) = torch.autograd.grad(ref, x, grad)
+    assert dx.dtype == dx_ref.dtype and torch.equal(dx, dx_ref)
+
+
+def test_float32_and_table_off_keep_the_python_node(ext):
+    x = torch.randn(64, device="cuda", requires_grad=True)
+    assert "TempoGelu" not in gelu(x).grad_fn.name()  # float32: the Newton kernel
+    h = x.detach().bfloat16().requires_grad_()
+    assert "TempoGelu" not in gelu(h, table=False).grad_fn.name()
+    assert "TempoGelu" not in gelu(h, packed=False).grad_fn.name()
+
+
+def test_native_in_cuda_graphs(ext):
+    """Graphed (forward and backward captured with the C++ node), fresh inputs give the eager gradient."""
+    act = TempoGELU()
+    sample = activation(4096, torch.bfloat16, True)
+    graphed = torch.cuda.make_graphed_callables(act, (sample,))
+    grad = torch.randn(4096, device="cuda").bfloat16()
+    for seed in (1, 2):
+        x = activation(4096, torch.bfloat16, True, seed)
+        y = graphed(x)
+        (dx,) = torch.autograd.grad(y, x, grad)
+        ref = gelu(x, native=False)
+        (dx_ref,) = torch.autograd.grad(ref, x, grad)
+        assert torch.equal(y, ref) and torch.equal(dx, dx_ref)
+
+
+def test_bad_table_is_refused(ext):
+    x = torch.randn(64, device="cuda").bfloat16()
+    with pytest.raises(RuntimeError, match="grad_table"):
+        ext.gelu(x, torch.zeros(10, device="cuda"), -0.75)
