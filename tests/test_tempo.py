@@ -129,9 +129,12 @@ def test_attention_hands_nothing_to_pm_drop_off_cuda():
         assert not any(pm_drop_keeps_as_little(v, query, key, 0.1) for v in ("packed", "seeded", "standard"))
 
 
-def test_gelu_native_flag_is_a_no_op_off_cuda():
+def test_native_flags_are_a_no_op_off_cuda():
     x = torch.randn(4, 16, dtype=torch.bfloat16, requires_grad=True)
     a, b = gelu(x), gelu(x, native=False)
+    assert torch.equal(a, b) and type(a.grad_fn) is type(b.grad_fn)
+    w, bias = torch.ones(16, requires_grad=True), torch.zeros(16, requires_grad=True)
+    a, b = layer_norm(x.float(), (16,), w, bias), layer_norm(x.float(), (16,), w, bias, native=False)
     assert torch.equal(a, b) and type(a.grad_fn) is type(b.grad_fn)
 
 

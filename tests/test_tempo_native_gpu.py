@@ -74,3 +74,48 @@ def test_bad_table_is_refused(ext):
     x = torch.randn(64, device="cuda").bfloat16()
     with pytest.raises(RuntimeError, match="grad_table"):
         ext.gelu(x, torch.zeros(10, device="cuda"), -0.75)
+
+
+@pytest.mark.parametrize(("dtype", "weight_dtype"), [(torch.float32, torch.float32), (torch.bfloat16, torch.bfloat16),
+                                                     (torch.bfloat16, torch.float32), (torch.float16, torch.float16)])
+@pytest.mark.parametrize(("rows", "n"), [(1, 1), (17, 37), (33, 256), (8192, 1024), (40, 3000), (16, 4096)])
+def test_native_layer_norm_matches_stock(ext, dtype, weight_dtype, rows, n):
+    """The C++ node (default) and the Python node with the Triton kernel (native=False): outputs bit for bit
+    stock's; gradients each within the rounding scale of stock's own against float64 (tests/tolerances.py;
+    the two nodes sum in different orders, so they agree to rounding, not bits)."""
+    from tolerances import assert_within_rounding_scale
+
+    from pmexp.tempo import layer_norm
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(rows, n, device="cuda", generator=g).to(dtype)
+    w = (1 + 0.1 * torch.randn(n, device="cuda", generator=g)).to(weight_dtype)
+    b = (0.1 * torch.randn(n, device="cuda", generator=g)).to(weight_dtype)
+    grad = torch.randn(rows, n, device="cuda", generator=g).to(dtype)
+    results = {}
+    paths = {"stock": lambda *a: F.layer_norm(*a[:4]), "native": lambda *a: layer_norm(*a),
+             "python": lambda *a: layer_norm(*a, native=False), "float64": lambda *a: F.layer_norm(*a[:4])}
+    for name, fn in paths.items():
+        cast = (lambda t: t.double()) if name == "float64" else (lambda t: t)
+        leaves = [cast(t).clone().requires_grad_() for t in (x, w, b)]
+        y = fn(leaves[0], (n,), leaves[1], leaves[2], 1e-5)
+        if name == "native":
+            assert "TempoLayerNorm" in y.grad_fn.name()
+        dx, dw, db = torch.autograd.grad(y, leaves, cast(grad))
+        results[name] = (y.detach(), {"x": dx, "weight": dw, "bias": db})
+    for name in ("native", "python"):
+        assert torch.equal(results[name][0], results["stock"][0])
+        assert_within_rounding_scale(results[name][1], results["stock"][1], results["float64"][1], dtype)
+
+
+def test_layer_norm_python_node_where_native_does_not_serve(ext):
+    from pmexp.tempo import layer_norm
+
+    wide = torch.randn(4, 4097, device="cuda", requires_grad=True)
+    ones = torch.ones(4097, device="cuda", requires_grad=True)
+    assert "TempoLayerNorm" not in layer_norm(wide, (4097,), ones, torch.zeros_like(ones)).grad_fn.name()
+    x = torch.randn(4, 8, 8, device="cuda", requires_grad=True)
+    w = torch.ones(8, 8, device="cuda", requires_grad=True)
+    assert "TempoLayerNorm" not in layer_norm(x, (8, 8), w, torch.zeros_like(w)).grad_fn.name()  # two dims
+    v = torch.ones(8, device="cuda", requires_grad=True)
+    assert "TempoLayerNorm" not in layer_norm(x, (8,), v, None).grad_fn.name()  # no bias

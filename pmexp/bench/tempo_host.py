@@ -47,7 +47,8 @@ def paths(device: str) -> dict[str, tuple[Callable[[], torch.Tensor], list[torch
         "gelu: tempo": (lambda: gelu(h), [h]),  # CUDA: the C++ node of pmexp.tempo.native where it builds
         "gelu: tempo, Python node": (lambda: gelu(h, native=False), [h]),
         "layernorm: F.layer_norm": (lambda: F.layer_norm(x, (HIDDEN,), w, b), [x, w, b]),
-        "layernorm: tempo": (lambda: layer_norm(x, (HIDDEN,), w, b), [x, w, b]),
+        "layernorm: tempo": (lambda: layer_norm(x, (HIDDEN,), w, b), [x, w, b]),  # CUDA: the C++ node
+        "layernorm: tempo, Python node": (lambda: layer_norm(x, (HIDDEN,), w, b, native=False), [x, w, b]),
         "attention: softmax, F.dropout, matmul": (
             lambda: F.dropout(scores.softmax(-1), 0.1, True) @ value, [scores, value]),
         "attention: softmax, packed, matmul": (

@@ -87,14 +87,34 @@ def _check_weight(weight: torch.Tensor) -> None:
         raise ValueError(_ZERO_WEIGHT.format(int((weight == 0).sum())))
 
 
+def _native_layer_norm(x: torch.Tensor, normalized_shape: tuple[int, ...], weight: torch.Tensor | None,
+                       bias: torch.Tensor | None, eps: float) -> torch.Tensor | None:
+    """The C++ node of :mod:`pmexp.tempo.native` where it serves the call (eager CUDA, the last dim with
+    weight and bias, <= 4096 elements, float32/16-bit), else None."""
+    if not (x.is_cuda and weight is not None and bias is not None and len(normalized_shape) == 1
+            and x.dim() >= 1 and x.shape[-1] == normalized_shape[0]) or torch.compiler.is_compiling():
+        return None
+    from pmexp.tempo import native  # builds on first use: not at import
+
+    module = native.load()
+    if module is None or not module.layer_norm_supports(x, weight, bias):
+        return None
+    return module.layer_norm(x, weight, bias, eps)  # checks the weight on the device, as _check_weight
+
+
 def layer_norm(
     x: torch.Tensor,
     normalized_shape: tuple[int, ...],
     weight: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     eps: float = 1e-5,
+    native: bool | None = None,
 ) -> torch.Tensor:
     """``F.layer_norm`` (same output, bit for bit) whose backward keeps the output, not the input.
+
+    ``native``: None (default): on CUDA, where it serves the call (the last dim, weight and bias,
+    <= 4096 elements), the C++ autograd node of :mod:`pmexp.tempo.native` (a CUDA port of the Triton
+    backward, at less host cost) when it builds; False: never.
 
     Raises:
         ValueError: if ``weight`` has an entry equal to zero (``x_hat`` could not be recovered);
@@ -103,6 +123,10 @@ def layer_norm(
     normalized_shape = tuple(normalized_shape)
     if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return torch.nn.functional.layer_norm(x, normalized_shape, weight, bias, eps)
+    if native is not False:
+        y = _native_layer_norm(x, normalized_shape, weight, bias, eps)
+        if y is not None:
+            return y
     if weight is not None:
         _check_weight(weight)
     return _TempoLayerNorm.apply(x, normalized_shape, weight, bias, eps)
