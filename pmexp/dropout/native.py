@@ -8,7 +8,8 @@ kernels faster than Python issues them. Here the autograd node, the seed draw an
 and the kernels draw the same random stream as the Triton ones (same seed, same mask), so the two
 backends are interchangeable. Where no CUDA compiler is found or the build fails, packed and seeded
 fall back to the Triton kernels with one warning; ``PMEXP_NATIVE=0`` asks for that fallback.
-:func:`backend` says which one runs (recorded with every job).
+:func:`backend` says which one runs (recorded with every job). :func:`build` builds any of pmexp's
+extensions the same way (also :mod:`pmexp.tempo.native`).
 """
 
 from __future__ import annotations
