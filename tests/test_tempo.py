@@ -122,11 +122,11 @@ def test_attention_keeps_no_dropout_output():
 def test_attention_hands_nothing_to_pm_drop_off_cuda():
     """The hand-over to PM-Drop's fused attention is CUDA-only (autocast, the bits kernel): on CPU,
     under autocast too, every variant keeps Tempo's own function (its savings are tested above)."""
-    from pmexp.tempo.attention import pm_drop_keeps_as_little
+    from pmexp.dropout.attention_matmul import takes_kernel_path
 
     query, key = torch.randn(2, 4, 16, 8), torch.randn(2, 4, 16, 8)
     with torch.autocast("cpu", torch.bfloat16):
-        assert not any(pm_drop_keeps_as_little(v, query, key, 0.1) for v in ("packed", "seeded", "standard"))
+        assert not any(takes_kernel_path(v, query, key, 0.1) for v in ("packed", "seeded", "standard"))
 
 
 def test_native_flags_are_a_no_op_off_cuda():

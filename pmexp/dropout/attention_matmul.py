@@ -40,9 +40,9 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from pmexp.dropout import masked_matmul
-from pmexp.dropout.functional import dropout
+from pmexp.dropout.functional import _uses_kernel, dropout
 
-__all__ = ["AttentionShims", "fusing", "may_fuse", "unfused"]
+__all__ = ["AttentionShims", "fusing", "may_fuse", "takes_kernel_path", "unfused"]
 
 _FUSE = [True]  # read at each attention call: `unfused()` turns it off for an A/B comparison in one process
 
@@ -63,6 +63,17 @@ def may_fuse(query: torch.Tensor, key: torch.Tensor) -> bool:
         return False
     probabilities = query.numel() // max(query.shape[-1], 1) * key.shape[-2]  # batch x heads x q x k
     return probabilities >= masked_matmul.MIN_PROBABILITIES
+
+
+def takes_kernel_path(variant: str, query: torch.Tensor, key: torch.Tensor, p: float) -> bool:
+    """Whether an eager attention call's dropout will take :mod:`pmexp.dropout.masked_matmul`'s kernel path
+    (the matmul keeps softmax's output and the mask, no dropped copy): :func:`may_fuse` on CUDA plus
+    :func:`pmexp.dropout.masked_matmul.applies`' checks, read from ``query`` and ``key`` before the
+    probabilities exist (softmax under autocast gives float32 ones). Tempo's attention hands such calls
+    over (:func:`pmexp.tempo.attention.tempo_attention`)."""
+    return (variant in masked_matmul.VARIANTS and query.is_cuda and 0.0 < p < 1.0 and fusing()
+            and may_fuse(query, key) and torch.get_autocast_dtype("cuda") != torch.float32
+            and not torch.compiler.is_compiling() and _uses_kernel(query))
 
 
 @contextlib.contextmanager

@@ -20,9 +20,9 @@ from torch.autograd.function import once_differentiable
 
 from pmexp.dropout.functional import _bits_backward, _draw_seed, _kernels, _uses_kernel
 
-__all__ = ["MIN_PROBABILITIES", "applies", "folds_a_cast", "is_masked", "masked_dropout", "masked_matmul"]
+__all__ = ["MIN_PROBABILITIES", "VARIANTS", "applies", "folds_a_cast", "is_masked", "masked_dropout", "masked_matmul"]
 
-_VARIANTS = ("packed", "seeded")
+VARIANTS = ("packed", "seeded")  # the variants whose mask the matmul can keep
 Mask = tuple[torch.Tensor | int, torch.Tensor | None]  # (seed, bits): bits None for seeded
 
 
@@ -49,7 +49,7 @@ def applies(x: torch.Tensor, variant: str, p: float) -> bool:
     """Whether ``x``'s dropout fuses here: eager CUDA, packed or seeded, a kernel dtype, 0 < p < 1,
     autocast casting the dropped probabilities for the matmul (:func:`folds_a_cast`), and at least
     :data:`MIN_PROBABILITIES` of them."""
-    return (variant in _VARIANTS and 0.0 < p < 1.0 and x.numel() >= MIN_PROBABILITIES
+    return (variant in VARIANTS and 0.0 < p < 1.0 and x.numel() >= MIN_PROBABILITIES
             and not torch.compiler.is_compiling() and _uses_kernel(x) and folds_a_cast(x))
 
 

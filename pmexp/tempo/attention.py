@@ -48,7 +48,7 @@ from pmexp.dropout.functional import (
 from pmexp.dropout.surgery import attention_function
 from pmexp.masks import pack_bits, unpack_bits
 
-__all__ = ["pm_drop_keeps_as_little", "softmax_dropout_matmul", "tempo_attention"]
+__all__ = ["softmax_dropout_matmul", "tempo_attention"]
 
 
 def _draw(probs: torch.Tensor, p: float, variant: str, ctx) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -168,26 +168,16 @@ def softmax_dropout_matmul(
     return _SoftmaxDropoutMatmul.apply(scores, value, p, variant)
 
 
-def pm_drop_keeps_as_little(variant: str, query: torch.Tensor, key: torch.Tensor, p: float) -> bool:
-    """Whether PM-Drop's fused eager attention keeps what :class:`_SoftmaxDropoutMatmul` would for this
-    call (see the module docstring): then it runs instead, at less host cost. The checks are
-    :func:`pmexp.dropout.masked_matmul.applies`' own, read from ``query`` and ``key`` before the
-    probabilities exist (softmax under autocast gives float32 probabilities)."""
-    return (variant in ("packed", "seeded") and query.is_cuda and 0.0 < p < 1.0 and attention_matmul.fusing()
-            and attention_matmul.may_fuse(query, key) and torch.get_autocast_dtype("cuda") != torch.float32
-            and not torch.compiler.is_compiling() and _uses_kernel(query))
-
-
 def tempo_attention(variant: str):
     """An attention function for transformers' ``AttentionInterface``: BERT's eager attention
     (``transformers.models.bert.modeling_bert.eager_attention_forward``) with the fused
     softmax-dropout-matmul in the middle, or PM-Drop's fused attention where that keeps as little
-    (:func:`pm_drop_keeps_as_little`)."""
+    (:func:`pmexp.dropout.attention_matmul.takes_kernel_path`)."""
     check_variant(variant)
     fused = attention_function(variant)
 
     def attention(module, query, key, value, attention_mask, scaling=None, dropout: float = 0.0, **kwargs):
-        if module.training and pm_drop_keeps_as_little(variant, query, key, dropout):
+        if module.training and attention_matmul.takes_kernel_path(variant, query, key, dropout):
             return fused(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
         if scaling is None:
             scaling = query.size(-1) ** -0.5
