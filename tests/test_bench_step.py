@@ -62,3 +62,29 @@ def test_failed_cells_are_named_after_the_table():
             {"cell": "bert_large_2048", "mode": "graphed", "error": "OOM: CUDA out of memory."}]
     assert not_measured(rows) == "\nNot measured: bert_large_2048 graphed: OOM: CUDA out of memory.\n"
     assert not_measured(rows[:1]) == ""
+
+
+def test_tempo_is_compared_with_the_same_dropout_without_it():
+    from pmexp.bench.step import memory_none_twin
+
+    variants = ["standard", "packed", "tempo:packed", "tempo:seeded", "standard@63", "packed@83", "tempo:packed@83"]
+    assert memory_none_twin("tempo:packed", variants) == "packed"
+    assert memory_none_twin("tempo:packed@83", variants) == "packed@83"
+    assert memory_none_twin("tempo:seeded", variants) is None  # seeded does not run
+    assert memory_none_twin("packed", variants) is None and memory_none_twin("again:standard", variants) is None
+
+
+def test_markdown_adds_the_tempo_column_only_where_a_row_has_it():
+    from pmexp.bench.step import to_markdown
+
+    def row(variant, **extra):
+        return {"cell": "bert_large_512", "mode": "eager", "variant": variant, "step_ms_median": 100.0, "seq_s": 160.0,
+                "ratio_vs_standard": {"median": 1.0, "min": 1.0, "max": 1.0}, "step_peak_above_resident_mb": 1.0,
+                **extra}
+
+    env = {"device_name": "fake", "torch": "x", "triton": "x", "transformers": "x", "pmexp_commit": "abc"}
+    tempo = row("tempo:packed", ratio_vs_memory_none={"median": 0.95, "min": 0.94, "max": 0.96})
+    text = to_markdown([row("standard"), row("packed"), tempo], [], [], env, {})
+    assert "| Tempo vs memory=none |" in text and "| 0.950 [0.940, 0.960] |" in text
+    assert "| bert_large_512 | eager | packed | 100.00 | 160.0 | 1.000 [1.000, 1.000] |  | 1 |" in text
+    assert "Tempo vs memory=none" not in to_markdown([row("standard")], [], [], env, {})

@@ -23,7 +23,8 @@ probabilities), fp32 and bf16: one call timed with CUDA events (launch included)
 a back-to-back loop (``triton.testing.do_bench``), forward and backward.
 A variant ``tempo:<v>`` is dropout ``<v>`` with Tempo's layers on top (``pmexp.tempo.apply`` after
 ``pmexp.dropout.apply``, the trainer's ``memory=tempo`` order); its ratio is against plain
-``standard``, i.e. against ``memory=none`` at the same batch. Eager attention only.
+``standard``, i.e. against ``memory=none`` at the same batch, and where ``<v>`` runs too (at the
+same batch) a second column gives it per round against ``<v>``: Tempo's target. Eager attention only.
 A variant ``unfused:<v>`` runs ``<v>`` with eager attention's dropout and matmul unfused (the matmul
 keeps its copy of the dropped probabilities; :mod:`pmexp.dropout.attention_matmul`), to price the fusion.
 ``again:standard`` is a second standard model, timed like a variant: its ratio (ideally 1) and spread
@@ -114,6 +115,15 @@ def reference_variant(variants) -> str:
 def throughput_ratio(reference_s: float, reference_batch: int, variant_s: float, variant_batch: int) -> float:
     """The variant's seq/s over the reference's, from one round's step times (s) and batches."""
     return (variant_batch / variant_s) / (reference_batch / reference_s)
+
+
+def memory_none_twin(name: str, variants) -> str | None:
+    """For a Tempo variant, the same dropout without Tempo at the same batch, if it runs in the round
+    (``tempo:packed`` -> ``packed``, ``tempo:packed@91`` -> ``packed@91``): Tempo's target is against it."""
+    base, batch = split_batch(name)
+    memory, variant = split_variant(base)
+    twin = variant + (f"@{batch}" if batch else "")
+    return twin if memory == "tempo" and twin in variants else None
 
 
 def _build_model(cell: str, name: str):
@@ -242,6 +252,11 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
         rows.append({"cell": cell, "mode": mode, "variant": variant, "seq_len": seq, "batch": batches[variant],
                      "step_ms_median": median_s * 1e3, "seq_s": batches[variant] / median_s, "steps_per_round": steps,
                      "ratio_vs_standard": _ratio_stats(ratios), "step_peak_above_resident_mb": peaks[variant]})
+        twin = memory_none_twin(variant, variants)
+        if twin is not None:  # Tempo's target: per round, against the same dropout without Tempo
+            rows[-1]["ratio_vs_memory_none"] = _ratio_stats(
+                [throughput_ratio(s, batches[twin], t, batches[variant])
+                 for s, t in zip(times[twin], times[variant], strict=True)])
     del runners
     torch.cuda.empty_cache()
     return rows
@@ -340,9 +355,9 @@ def _section(title: str, columns: dict[str, Callable[[dict], str]], rows: list[d
     return [*lines, ""]
 
 
-def _ratio_text(r: dict) -> str:
-    q = r["ratio_vs_standard"]
-    return f"{q['median']:.3f} [{q['min']:.3f}, {q['max']:.3f}]"
+def _ratio_text(r: dict, key: str = "ratio_vs_standard") -> str:
+    q = r.get(key)
+    return "" if q is None else f"{q['median']:.3f} [{q['min']:.3f}, {q['max']:.3f}]"
 
 
 def not_measured(rows: list[dict]) -> str:
@@ -360,6 +375,8 @@ def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict,
                           "cell": lambda r: r["cell"], "mode": lambda r: r["mode"], "variant": lambda r: r["variant"],
                           "step ms": lambda r: f"{r['step_ms_median']:.2f}", "seq/s": lambda r: f"{r['seq_s']:.1f}",
                           "ratio vs standard": _ratio_text,
+                          **({"Tempo vs memory=none": lambda r: _ratio_text(r, "ratio_vs_memory_none")}
+                             if any("ratio_vs_memory_none" in r for r in steps) else {}),
                           "step peak MB": lambda r: f"{r['step_peak_above_resident_mb']:,.0f}"}, steps)
     lines += _section("Host cost per call (4096 elements; GPU keeps up).", {
         "path": lambda r: r["path"], "forward us": lambda r: f"{r['forward_us']:.1f}",
