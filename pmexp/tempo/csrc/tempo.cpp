@@ -122,6 +122,7 @@ bool layer_norm_supports(const at::Tensor& x, const at::Tensor& weight, const at
   const auto t = x.scalar_type(), wt = weight.scalar_type();
   return x.is_cuda() && x.dim() >= 1 && x.size(-1) <= kLnMaxColumns && weight.dim() == 1 &&
          weight.size(0) == x.size(-1) && bias.sizes() == weight.sizes() && bias.scalar_type() == wt &&
+         weight.is_contiguous() && bias.is_contiguous() &&
          weight.device() == x.device() && bias.device() == x.device() &&
          (t == at::kFloat || t == at::kHalf || t == at::kBFloat16) && (wt == t || wt == at::kFloat);
 }
