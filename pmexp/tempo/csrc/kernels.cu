@@ -7,19 +7,12 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "half.cuh"
+
 namespace pmtempo {
 
 constexpr int kThreads = 256;
 constexpr int kPatterns = 1 << 16;  // bit patterns of a 16-bit y: table entries per branch
-
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 unsigned grid_of(int64_t n) { return (unsigned)(((n + 7) / 8 + kThreads - 1) / kThreads); }
 

@@ -9,6 +9,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "half.cuh"
+
 #include <type_traits>
 
 namespace pmtempo {
@@ -16,14 +18,6 @@ namespace pmtempo {
 constexpr int kLnThreads = 256;
 constexpr int kLnWarps = kLnThreads / 32;
 constexpr int kLnRows = 16;  // rows per block: 512 blocks for BERT-large's 8192 rows, partial sums 512 x n
-
-__device__ __forceinline__ float ln_f(float v) { return v; }
-__device__ __forceinline__ float ln_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float ln_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ __forceinline__ T ln_to(float v);
-template <> __device__ __forceinline__ float ln_to<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half ln_to<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 ln_to<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 // (sum of a, sum of b) over the block; every thread gets both. shared: 2 * kLnWarps + 2 floats.
 __device__ __forceinline__ float2 block_sum2(float a, float b, float* shared) {
@@ -67,8 +61,8 @@ __global__ void __launch_bounds__(kLnThreads)
 #pragma unroll
   for (int j = 0; j < VPT; ++j) {
     const int col = threadIdx.x + j * kLnThreads;
-    wv[j] = col < n ? ln_f(w[col]) : 1.0f;
-    bv[j] = col < n ? ln_f(b[col]) : 0.0f;
+    wv[j] = col < n ? to_f(w[col]) : 1.0f;
+    bv[j] = col < n ? to_f(b[col]) : 0.0f;
     dw[j] = db[j] = 0.0f;
   }
   for (int r = 0; r < kLnRows; ++r) {
@@ -79,8 +73,8 @@ __global__ void __launch_bounds__(kLnThreads)
 #pragma unroll
     for (int j = 0; j < VPT; ++j) {
       const int col = threadIdx.x + j * kLnThreads;
-      gv[j] = col < n ? ln_f(g[off + col]) : 0.0f;
-      xh[j] = col < n ? __fdiv_rn(ln_f(y[off + col]) - bv[j], wv[j]) : 0.0f;
+      gv[j] = col < n ? to_f(g[off + col]) : 0.0f;
+      xh[j] = col < n ? __fdiv_rn(to_f(y[off + col]) - bv[j], wv[j]) : 0.0f;
       const float gw = gv[j] * wv[j];
       s1 += gw * xh[j];
       s2 += gw;
@@ -91,7 +85,7 @@ __global__ void __launch_bounds__(kLnThreads)
     for (int j = 0; j < VPT; ++j) {
       const int col = threadIdx.x + j * kLnThreads;
       if (col < n) {
-        dx[off + col] = ln_to<T>((gv[j] * wv[j] - c2 - xh[j] * c1) * rs);
+        dx[off + col] = from_f<T>((gv[j] * wv[j] - c2 - xh[j] * c1) * rs);
         dw[j] += gv[j] * xh[j];
         db[j] += gv[j];
       }
