@@ -152,10 +152,9 @@ def _build_model(cell: str, name: str):
     return model, inputs, dtype
 
 
-def make_step(cell: str, variant: str, mode: str, pool=None) -> Callable[[], None]:
-    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up).
-
-    ``pool``: for ``graphed``, a ``torch.cuda.graph_pool_handle()`` to capture into (see :func:`run_cell`)."""
+def warm_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
+    """One training step of ``cell`` with ``variant`` in ``mode``, built and warmed up (compiled, in
+    ``compiled`` mode); in ``graphed`` mode capturable but not yet captured (:func:`capture`)."""
     model, inputs, dtype = _build_model(cell, variant)
     autocast = dtype != torch.float32
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
@@ -180,22 +179,29 @@ def make_step(cell: str, variant: str, mode: str, pool=None) -> Callable[[], Non
         for _ in range(3):
             step()
     torch.cuda.current_stream().wait_stream(side)
-    if mode != "graphed":
-        return step
-    # The warm-up's activations sit cached on its own side stream, which no later allocation reuses (each
-    # variant warms up on a new one): handed back here, a cell holds one step's activations for the graph
-    # pool, not one per variant besides (graphed BERT-large S2048 went out of memory with the shared pool).
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
+    return step
+
+
+def capture(step: Callable[[], None], pool=None) -> Callable[[], None]:
+    """``step`` (from :func:`warm_step` in ``graphed`` mode) captured as one CUDA graph, into ``pool``
+    (a ``torch.cuda.graph_pool_handle()``) if given; the returned call replays it."""
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph, pool=pool):
         step()
-    # The graph holds raw addresses, not references: model, optimizer and inputs must outlive it (returning
-    # graph.replay alone freed them, and the next variant's model reused their memory: illegal accesses).
-    return functools.partial(_replay, graph, (model, optimizer, inputs))
+    # The graph holds raw addresses, not references: the step's model, optimizer and inputs (its closure)
+    # must outlive it (returning graph.replay alone freed them, and the next variant's model reused their
+    # memory: illegal accesses).
+    return functools.partial(_replay, graph, step)
 
 
-def _replay(graph: torch.cuda.CUDAGraph, keep_alive: tuple) -> None:
+def make_step(cell: str, variant: str, mode: str, pool=None) -> Callable[[], None]:
+    """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up; in ``graphed``
+    mode captured, into ``pool`` if given)."""
+    step = warm_step(cell, variant, mode)
+    return capture(step, pool) if mode == "graphed" else step
+
+
+def _replay(graph: torch.cuda.CUDAGraph, keep_alive: Callable[[], None]) -> None:
     graph.replay()
 
 
@@ -227,10 +233,16 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
     # graph's activations, not their sum (four BERT-large S2048 graphs, one pool each, ran out of the
     # H200's 140 GB: runs/2026-11-30-compiled-next). Safe here: a step's graph keeps nothing it
     # allocates past its end (parameters, grads and optimizer state come from the warm-up, outside
-    # capture; the loss dies inside), and replays run one at a time on one stream.
-    pool = torch.cuda.graph_pool_handle() if mode == "graphed" else None
+    # capture; the loss dies inside), and replays run one at a time on one stream. And every variant
+    # warms up before any captures: a warm-up's activations are eager memory, which the pool's cannot
+    # serve, so a warm-up after a capture needs both (BERT-large S2048: ~54 GB each, beside four models'
+    # ~22 GB of weights and optimizer state: out of memory at 997ee1a, runs/2026-11-30-tempo-native).
+    if mode == "graphed":
+        pool = torch.cuda.graph_pool_handle()
+        warmed = {variant: warm_step(cell, variant, mode) for variant in variants}
+        made = {variant: capture(warmed.pop(variant), pool) for variant in variants}
     for variant in variants:
-        runners[variant] = make_step(cell, variant, mode, pool)
+        runners[variant] = made.pop(variant) if mode == "graphed" else make_step(cell, variant, mode)
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()

@@ -18,8 +18,8 @@ esac
 # cache (tenth session, runs/2026-11-30-compiled-next: BERT-large S512 SDPA passed 300 s cold, 110 s warm;
 # BERT-large S2048 335 s), so PART=compiled needs 3 calls: CELLS="minilm_mrpc minilm_bf16 tinybert_512",
 # then "bert_large_512 bert_large_512_sdpa", then bert_large_2048. PART=graphed's bert_large_2048 ran out of
-# memory at 997ee1a even with the shared graph pool (each variant's eager warm-up stayed cached on its own
-# side stream); the bench empties that cache before capture since, not yet run on a GPU.
+# memory at 997ee1a even with the shared graph pool (later variants' eager warm-ups ran beside the pool);
+# the bench warms every variant up before any capture since, not yet run on a GPU.
 timeout 570 python3 -m pmexp.bench step $ARGS ${CELLS:+--cells $CELLS} --variants standard packed seeded again:standard \
   --reps 5 --out "$OUT/$PART" > "$OUT/$PART.log" 2>&1
 cat "$OUT/$PART/step.md" 2>/dev/null || tail -20 "$OUT/$PART.log"
