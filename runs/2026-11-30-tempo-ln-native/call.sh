@@ -4,7 +4,7 @@
 # Triton kernel) built and tested, its host cost per call (was 295 us forward+backward against stock's
 # 166: runs/2026-11-30-tempo-native), then BERT-large S512 B16 eager steps (tempo:packed was 0.969x of
 # standard, 0.946x of packed at 997ee1a; target >= 0.95x), then graphed BERT-large S2048 with the bench's
-# warm-up cache emptied before capture (out of memory at 997ee1a).
+# variants all warmed up before any capture (out of memory at 997ee1a).
 #   PMEXP_COMMIT=<sha> PMEXP_WHEELS=.carry/whl bash runs/2026-11-30-tempo-ln-native/call.sh   # carry .carry/whl
 source runs/lanes.sh
 timeout 240 python3 -m pmexp.tempo.native > "$OUT/build.log" 2>&1; tail -1 "$OUT/build.log"
