@@ -90,7 +90,9 @@ def test_all_bfloat16_values():
 
 def every_finite_y(dtype: torch.dtype) -> torch.Tensor:
     """The finite values of a 16-bit dtype, every one (pmexp.tempo.kernels.grad_table has all 65536)."""
-    y = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16).view(dtype).cuda()
+    from pmexp.tempo import kernels
+
+    y = kernels.every_16bit_value(dtype, "cuda")
     return y[y.isfinite()]
 
 

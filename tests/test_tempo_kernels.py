@@ -209,12 +209,6 @@ def test_layer_norm_backward_kernel_writes_every_partial_row(monkeypatch):
 every_pattern = pytest.mark.filterwarnings("ignore::RuntimeWarning:triton.runtime.interpreter")
 
 
-def every_y(dtype: torch.dtype) -> torch.Tensor:
-    """All 65536 values of a 16-bit dtype (NaNs and infinities included), in bit-pattern order."""
-    bits = torch.arange(1 << 16, dtype=torch.int32)
-    return torch.where(bits >= 1 << 15, bits - (1 << 16), bits).to(torch.int16).view(dtype)
-
-
 def assert_same_bits(got: torch.Tensor, want: torch.Tensor) -> None:
     """NaN at the same places; everywhere else the same bit patterns (so -0.0 is not 0.0)."""
     nan = want.isnan()
@@ -228,7 +222,7 @@ def every_y_case(request):
     """Every y twice (left branch, then right) under three grads: ones; 0, -0, +-1, other signs and
     scales, inf; random normal. With the Newton kernel's dx (packed branch) as the reference."""
     dtype = request.param
-    y = every_y(dtype).repeat(2)
+    y = kernels.every_16bit_value(dtype).repeat(2)
     right = torch.arange(y.numel()) >= y.numel() // 2
     special = torch.tensor([0.0, -0.0, 1.0, -1.0, 2.5, -3e-3, 1e3, -7.0, float("inf"), 0.1])
     grads = [

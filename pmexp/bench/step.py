@@ -194,11 +194,11 @@ def capture(step: Callable[[], None], pool=None) -> Callable[[], None]:
     return functools.partial(_replay, graph, step)
 
 
-def make_step(cell: str, variant: str, mode: str, pool=None) -> Callable[[], None]:
+def make_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     """One training step of ``cell`` with ``variant`` in ``mode``, ready to call (warmed up; in ``graphed``
-    mode captured, into ``pool`` if given)."""
+    mode captured)."""
     step = warm_step(cell, variant, mode)
-    return capture(step, pool) if mode == "graphed" else step
+    return capture(step) if mode == "graphed" else step
 
 
 def _replay(graph: torch.cuda.CUDAGraph, keep_alive: Callable[[], None]) -> None:
@@ -227,7 +227,7 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
     """Interleave the variants' steps; one row per variant with its throughput and ratio to standard.
     Rounds are ``steps`` steps, or more where that lasts under ``min_round_s`` (see :func:`steps_per_round`)."""
     _, _, seq, batch, _ = CELLS[cell]
-    runners, peaks = {}, {}
+    peaks = {}
     torch._dynamo.reset()  # once per cell: a reset between variants would recompile the earlier ones
     # Graphed: every variant's graph captures into one memory pool, so the cell needs the largest
     # graph's activations, not their sum (four BERT-large S2048 graphs, one pool each, ran out of the
@@ -237,12 +237,11 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
     # warms up before any captures: a warm-up's activations are eager memory, which the pool's cannot
     # serve, so a warm-up after a capture needs both (BERT-large S2048: ~54 GB each, beside four models'
     # ~22 GB of weights and optimizer state: out of memory at 997ee1a, runs/2026-11-30-tempo-native).
+    runners = {variant: warm_step(cell, variant, mode) for variant in variants}
     if mode == "graphed":
         pool = torch.cuda.graph_pool_handle()
-        warmed = {variant: warm_step(cell, variant, mode) for variant in variants}
-        made = {variant: capture(warmed.pop(variant), pool) for variant in variants}
+        runners = {variant: capture(step, pool) for variant, step in runners.items()}
     for variant in variants:
-        runners[variant] = made.pop(variant) if mode == "graphed" else make_step(cell, variant, mode)
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
@@ -257,18 +256,20 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
             times[variant].append(_sync_time(runners[variant], steps))
     rows = []
     batches = {v: split_batch(v)[1] or batch for v in variants}
+
+    def round_ratios(against: str, variant: str) -> dict:  # median [min, max] of the per-round seq/s ratios
+        return _ratio_stats([throughput_ratio(s, batches[against], t, batches[variant])
+                             for s, t in zip(times[against], times[variant], strict=True)])
+
     for variant in variants:
-        ratios = [throughput_ratio(s, batches[reference], t, batches[variant])
-                  for s, t in zip(times[reference], times[variant], strict=True)]
         median_s = statistics.median(times[variant])
         rows.append({"cell": cell, "mode": mode, "variant": variant, "seq_len": seq, "batch": batches[variant],
                      "step_ms_median": median_s * 1e3, "seq_s": batches[variant] / median_s, "steps_per_round": steps,
-                     "ratio_vs_standard": _ratio_stats(ratios), "step_peak_above_resident_mb": peaks[variant]})
+                     "ratio_vs_standard": round_ratios(reference, variant),
+                     "step_peak_above_resident_mb": peaks[variant]})
         twin = memory_none_twin(variant, variants)
         if twin is not None:  # Tempo's target: per round, against the same dropout without Tempo
-            rows[-1]["ratio_vs_memory_none"] = _ratio_stats(
-                [throughput_ratio(s, batches[twin], t, batches[variant])
-                 for s, t in zip(times[twin], times[variant], strict=True)])
+            rows[-1]["ratio_vs_memory_none"] = round_ratios(twin, variant)
     del runners
     torch.cuda.empty_cache()
     return rows

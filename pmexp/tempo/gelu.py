@@ -58,6 +58,7 @@ _PHI_X_MIN = 0.5 * (1.0 + math.erf(X_MIN / math.sqrt(2.0)))
 _LEFT_LO = -40.0
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TABLE_DTYPES = (torch.bfloat16, torch.float16)  # pmexp.tempo.kernels.TABLE_DTYPES (that module imports triton)
 
 
 def _cdf(x: torch.Tensor) -> torch.Tensor:
@@ -122,11 +123,11 @@ def _kernel_backward(grad: torch.Tensor, y: torch.Tensor, branch: torch.Tensor, 
 def _native_gelu(x: torch.Tensor) -> torch.Tensor | None:
     """Tempo GELU by the C++ extension (:mod:`pmexp.tempo.native`) where it serves ``x`` (eager CUDA,
     16-bit, the g' table usable now), else None."""
-    if x.dtype not in (torch.bfloat16, torch.float16) or torch.compiler.is_compiling():
+    if x.dtype not in _TABLE_DTYPES or torch.compiler.is_compiling():
         return None
-    module = _native_load()
-    slopes = _kernels().eager_table(x) if module is not None else None
-    return None if slopes is None else module.gelu(x, slopes, _kernels().branch_threshold(x.dtype))
+    module, kernels = _native_load(), _kernels()
+    slopes = kernels.eager_table(x) if module is not None else None
+    return None if slopes is None else module.gelu(x, slopes, kernels.branch_threshold(x.dtype))
 
 
 def _native_load():
@@ -193,7 +194,7 @@ def gelu(
         return torch.nn.functional.gelu(x)
     if kernel is None:
         kernel = _uses_kernel(x)
-    if table and not (kernel and x.dtype in (torch.bfloat16, torch.float16)):  # kernels.TABLE_DTYPES
+    if table and not (kernel and x.dtype in _TABLE_DTYPES):
         raise ValueError(
             f"table=True needs the Triton kernels (kernel={kernel}) and a 16-bit x (bfloat16, float16), got "
             f"{x.dtype}; pass table=None to use the table where it fits"

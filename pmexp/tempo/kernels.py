@@ -72,6 +72,7 @@ __all__ = [
     "branch_bits",
     "backward",
     "grad_table",
+    "every_16bit_value",
     "eager_table",
     "branch_threshold",
     "tempo_gelu_branch_bits",
@@ -241,8 +242,9 @@ def _compute_dtype(*tensors: torch.Tensor):
 
 
 @functools.cache
-def _threshold(dtype: torch.dtype) -> float:
-    """X_MIN rounded to ``dtype``, as torch rounds the scalar in ``x >= X_MIN`` (exact in float32)."""
+def branch_threshold(dtype: torch.dtype) -> float:
+    """``X_MIN`` rounded to ``dtype``, as torch rounds the scalar in ``x >= X_MIN`` (exact in float32):
+    ``x >= branch_threshold(x.dtype)`` in float32 is torch's ``x >= X_MIN``."""
     return float(torch.tensor(_X_MIN.value, dtype=torch.float64).to(dtype))
 
 
@@ -259,9 +261,17 @@ def branch_bits(x: torch.Tensor, wrap=_identity) -> torch.Tensor:
     bits = torch.empty((n + 7) // 8, dtype=torch.uint8, device=x.device)
     if n:
         wrap(_branch_bits_kernel)[(triton.cdiv((n + 7) // 8, _BYTES),)](
-            x, bits, n, BYTES=_BYTES, THRESHOLD=_threshold(x.dtype), COMPUTE=_compute_dtype(x), num_warps=_NUM_WARPS
+            x, bits, n, BYTES=_BYTES, THRESHOLD=branch_threshold(x.dtype), COMPUTE=_compute_dtype(x),
+            num_warps=_NUM_WARPS,
         )
     return bits
+
+
+def every_16bit_value(dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+    """All 65536 values of a 16-bit ``dtype`` (NaNs and infinities included), in bit-pattern order:
+    element ``i`` has the bits ``i`` (what :func:`grad_table` is indexed by)."""
+    bits = torch.arange(_Y_PATTERNS.value, dtype=torch.int32, device=device)
+    return torch.where(bits >= 1 << 15, bits - (1 << 16), bits).to(torch.int16).view(dtype)
 
 
 def grad_table(dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
@@ -282,8 +292,7 @@ def grad_table(dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
     if key not in _TABLES:
         if dtype not in TABLE_DTYPES:
             raise ValueError(f"a g' table needs a 16-bit dtype {TABLE_DTYPES}, got {dtype}")
-        bits = torch.arange(_Y_PATTERNS.value, dtype=torch.int32, device=device)
-        y = torch.where(bits >= 1 << 15, bits - (1 << 16), bits).to(torch.int16).view(dtype)
+        y = every_16bit_value(dtype, device)
         ones = torch.ones(y.shape, dtype=torch.float32, device=device)
         halves = [backward(ones, y, torch.full(y.shape, right, device=device), table=False) for right in (False, True)]
         _TABLES[key] = torch.cat(halves)
@@ -295,11 +304,6 @@ def eager_table(y: torch.Tensor) -> torch.Tensor | None:
     :func:`_table_by_default`: the arithmetic the table holds, not traced, not a capture's first
     build), else None. For :mod:`pmexp.tempo.native`, whose backward gathers from it."""
     return grad_table(y.dtype, y.device) if _table_by_default(y, tl.float32, None, False) else None
-
-
-def branch_threshold(dtype: torch.dtype) -> float:
-    """``X_MIN`` rounded to ``dtype``: ``x >= branch_threshold(x.dtype)`` in float32 is torch's ``x >= X_MIN``."""
-    return _threshold(dtype)
 
 
 def _table_fits(y: torch.Tensor, compute, newton: int | None, fast: bool) -> bool:
