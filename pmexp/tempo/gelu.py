@@ -49,6 +49,7 @@ from torch import nn
 
 from pmexp.masks import pack_bits, unpack_bits
 from pmexp.tempo.lazy import triton_module
+from pmexp.tempo.native import load as load_native  # builds the extension at its first call, not at import
 
 __all__ = ["X_MIN", "Y_MIN", "gelu", "TempoGELU", "gelu_input_from_output"]
 
@@ -125,15 +126,9 @@ def _native_gelu(x: torch.Tensor) -> torch.Tensor | None:
     16-bit, the g' table usable now), else None."""
     if x.dtype not in _TABLE_DTYPES or torch.compiler.is_compiling():
         return None
-    module, kernels = _native_load(), _kernels()
+    module, kernels = load_native(), _kernels()
     slopes = kernels.eager_table(x) if module is not None else None
     return None if slopes is None else module.gelu(x, slopes, kernels.branch_threshold(x.dtype))
-
-
-def _native_load():
-    from pmexp.tempo import native  # builds on first use: not at import
-
-    return native.load()
 
 
 class _TempoGELU(torch.autograd.Function):
