@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pmexp.tempo.lazy import triton_module
+from pmexp.tempo.native import load as load_native  # builds the extension at its first call, not at import
 
 __all__ = ["layer_norm", "TempoLayerNorm"]
 
@@ -94,9 +95,7 @@ def _native_layer_norm(x: torch.Tensor, normalized_shape: tuple[int, ...], weigh
     if not (x.is_cuda and weight is not None and bias is not None and len(normalized_shape) == 1
             and x.dim() >= 1 and x.shape[-1] == normalized_shape[0]) or torch.compiler.is_compiling():
         return None
-    from pmexp.tempo import native  # builds on first use: not at import
-
-    module = native.load()
+    module = load_native()
     if module is None or not module.layer_norm_supports(x, weight, bias):
         return None
     return module.layer_norm(x, weight, bias, eps)  # checks the weight on the device, as _check_weight
