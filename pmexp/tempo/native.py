@@ -3,9 +3,9 @@
     python -m pmexp.tempo.native      # build now (about a minute, once per machine) and say which path runs
 
 Why: Tempo GELU through a Python ``autograd.Function`` and two Triton launches costs ~3x stock GELU
-on the host (H200, bfloat16: 82 against 12 us forward, 368 against 127 us forward+backward;
-runs/2026-11-30-tempo-gelu-table), and a BERT-large step is host-bound. Here the node and the launches
-are C++; the kernels give the Triton kernels' bits and gradient (the same ``g'`` table, built once by
+on the host (H200, bfloat16: 45 against 10 us forward, 277 against 104 us forward+backward; this node:
+24 and 149; runs/2026-11-30-tempo-native), and a BERT-large step is host-bound. Here the node and the
+launches are C++; the kernels give the Triton kernels' bits and gradient (the same ``g'`` table, built once by
 :func:`pmexp.tempo.kernels.grad_table`). Built like :mod:`pmexp.dropout.native` (``PMEXP_NATIVE=0``
 turns both off); where it does not build, Tempo GELU runs its Triton kernels with one warning.
 LayerNorm likewise (H200: 295 against 166 us forward+backward through its Python node): forward is
