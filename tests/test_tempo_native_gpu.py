@@ -97,6 +97,13 @@ def test_native_layer_norm_matches_stock(ext, dtype, weight_dtype, rows, n):
     w = (1 + 0.1 * torch.randn(n, device="cuda", generator=g)).to(weight_dtype)
     b = (0.1 * torch.randn(n, device="cuda", generator=g)).to(weight_dtype)
     grad = torch.randn(rows, n, device="cuda", generator=g).to(dtype)
+    try:
+        F.layer_norm(x, (n,), w, b, 1e-5)
+    except RuntimeError:  # torch 2.11's CUDA LayerNorm takes no 16-bit input with a float32 weight: nor do ours
+        for native in (None, False):
+            with pytest.raises(RuntimeError):
+                layer_norm(x.clone().requires_grad_(), (n,), w.clone().requires_grad_(), b, 1e-5, native=native)
+        return
     results = {}
     paths = {"stock": lambda *a: F.layer_norm(*a[:4]), "native": lambda *a: layer_norm(*a),
              "python": lambda *a: layer_norm(*a, native=False), "float64": lambda *a: F.layer_norm(*a[:4])}

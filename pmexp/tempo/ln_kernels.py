@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 __all__ = ["KERNEL_DTYPES", "backward", "supports"]
 
@@ -39,7 +40,7 @@ def _ln_bwd_kernel(g_ptr, y_ptr, w_ptr, b_ptr, rstd_ptr, dx_ptr, dw_part_ptr, db
             y = tl.load(y_ptr + offs, mask=inb, other=0.0).to(tl.float32)
             rstd = tl.load(rstd_ptr + row).to(tl.float32)
             x_hat = tl.where(inb, tl.math.div_rn(y - b, w), 0.0)  # IEEE division, as torch's
-            gw = g * w
+            gw = libdevice.mul_rn(g, w)  # not fused into gw - c2 below (exactly 0 for one element a row)
             c1 = tl.sum(gw * x_hat, axis=0) / n
             c2 = tl.sum(gw, axis=0) / n
             dx = (gw - c2 - x_hat * c1) * rstd

@@ -69,15 +69,15 @@ __global__ void __launch_bounds__(kLnThreads)
     const int64_t row = (int64_t)blockIdx.x * kLnRows + r;
     if (row >= m) break;  // the same for every thread of the block: no thread skips a barrier
     const int64_t off = row * n;
-    float gv[VPT], xh[VPT], s1 = 0.0f, s2 = 0.0f;
+    float gv[VPT], gw[VPT], xh[VPT], s1 = 0.0f, s2 = 0.0f;
 #pragma unroll
     for (int j = 0; j < VPT; ++j) {
       const int col = threadIdx.x + j * kLnThreads;
       gv[j] = col < n ? to_f(g[off + col]) : 0.0f;
       xh[j] = col < n ? __fdiv_rn(to_f(y[off + col]) - bv[j], wv[j]) : 0.0f;
-      const float gw = gv[j] * wv[j];
-      s1 += gw * xh[j];
-      s2 += gw;
+      gw[j] = __fmul_rn(gv[j], wv[j]);  // not contracted into the subtraction below: gw - mean(gw) is then
+      s1 += gw[j] * xh[j];                // exactly 0 where it should be (one element a row), as stock's
+      s2 += gw[j];
     }
     const float2 sums = block_sum2(s1, s2, shared);
     const float c1 = sums.x / n, c2 = sums.y / n, rs = rstd[row];
@@ -85,7 +85,7 @@ __global__ void __launch_bounds__(kLnThreads)
     for (int j = 0; j < VPT; ++j) {
       const int col = threadIdx.x + j * kLnThreads;
       if (col < n) {
-        dx[off + col] = from_f<T>((gv[j] * wv[j] - c2 - xh[j] * c1) * rs);
+        dx[off + col] = from_f<T>((gw[j] - c2 - xh[j] * c1) * rs);
         dw[j] += gv[j] * xh[j];
         db[j] += gv[j];
       }
