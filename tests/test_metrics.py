@@ -51,6 +51,20 @@ def test_step_timer_leaves_out_warmup_steps():
     assert s["step_time_p90_ms"] == pytest.approx(400)
 
 
+def test_step_timer_leaves_out_steps_that_compiled():
+    """A compile after the warm-up (an epoch's short last batch) would dominate seq/s: left out, counted."""
+    timer = StepTimer(warmup=1)
+    for seconds, compiled in ((20.0, True), (0.1, False), (0.1, False), (8.0, True), (0.2, False)):
+        timer.add(seconds, samples=8, tokens=800, compiled=compiled)
+    s = timer.summary()
+    assert s["throughput_seq_s"] == pytest.approx(24 / 0.4)
+    assert s["step_time_median_ms"] == pytest.approx(100)
+    assert (s["compile_steps"], s["compile_step_s"]) == (1, pytest.approx(8.0))
+    only_compiled = StepTimer(warmup=0)
+    only_compiled.add(3.0, 8, 800, compiled=True)
+    assert only_compiled.summary()["throughput_seq_s"] == pytest.approx(8 / 3.0)  # nothing else to time
+
+
 def test_step_timer_short_runs_still_report():
     timer = StepTimer(warmup=5)
     assert timer.summary()["throughput_seq_s"] is None

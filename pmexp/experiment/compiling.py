@@ -48,6 +48,10 @@ class CompileWatch:
     def __init__(self) -> None:
         self._graphs, self._breaks = _counts()
 
+    def graphs(self) -> int:
+        """Graphs captured since it was made (a rise across a step: that step compiled)."""
+        return _counts()[0] - self._graphs
+
     def summary(self) -> dict[str, Any]:
         graphs, breaks = _counts()
         return {"compile_graphs": graphs - self._graphs, "graph_breaks": breaks - self._breaks}

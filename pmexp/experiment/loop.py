@@ -217,6 +217,7 @@ def _accumulate(job: Job, micro_batches: Iterator[tuple[Batch, bool]], step: int
 def train_step(job: Job, micro_batches: Iterator[tuple[Batch, bool]], step: int) -> dict[str, Any]:
     """Optimizer step number `step` (from 1) over its micro-batches; returns its steps.jsonl row."""
     t = job.cfg.trainer
+    graphs_before = job.watch.graphs() if job.watch is not None else 0
     t0, samples, tokens, loss_sum = _accumulate(job, micro_batches, step)
     job.scaler.unscale_(job.optimizer)  # true gradients for the norms and the clipping
     grad_norm, layer_norms = metrics.grad_norms(job.model.named_parameters())  # CPU-GPU sync point
@@ -229,7 +230,8 @@ def train_step(job: Job, micro_batches: Iterator[tuple[Batch, bool]], step: int)
     job.optimizer.zero_grad(set_to_none=True)
     metrics.sync(job.device)  # CPU-GPU sync point: the step's wall time is its device time
     seconds = time.perf_counter() - t0
-    job.timer.add(seconds, samples, tokens)
+    compiled = job.watch is not None and job.watch.graphs() > graphs_before  # left out of seq/s
+    job.timer.add(seconds, samples, tokens, compiled)
     row = {"step": step, "loss": float(loss_sum), "lr": lr, "grad_norm": grad_norm,
            "step_time_ms": seconds * 1000, **layer_norms}
     if job.reference is not None:  # its micro-steps are inside step_time_ms: time runs without one

@@ -62,7 +62,10 @@ class StepTimer:
 
     The first `warmup` steps (allocator growth, lazy initialisation, compilation) are excluded from
     throughput and step-time statistics; if a run has no more steps than that, only its first step
-    is left out (or none for a single-step run), so short runs still report numbers.
+    is left out (or none for a single-step run), so short runs still report numbers. A later step in
+    which Dynamo compiled (``compiled=True``: a new shape, e.g. an epoch's short last batch, costs a
+    compile and, under reduce-overhead, a CUDA-graph recording: seconds where a step takes ms) is left
+    out too and counted in ``compile_steps`` / ``compile_step_s``, unless no other timed step is left.
     """
 
     def __init__(self, warmup: int) -> None:
@@ -70,20 +73,29 @@ class StepTimer:
         self.times_s: list[float] = []
         self.samples: list[int] = []
         self.tokens: list[int] = []
+        self.compiled: list[bool] = []
 
-    def add(self, seconds: float, samples: int, tokens: int) -> None:
+    def add(self, seconds: float, samples: int, tokens: int, compiled: bool = False) -> None:
         self.times_s.append(seconds)
         self.samples.append(samples)
         self.tokens.append(tokens)
+        self.compiled.append(compiled)
 
     def _skip(self) -> int:
         n = len(self.times_s)
         return self.warmup if n > self.warmup else min(1, max(n - 1, 0))
 
+    def _timed(self) -> list[int]:
+        """Indices of the steps the statistics use: after the warm-up, and none that compiled."""
+        after_warmup = range(self._skip(), len(self.times_s))
+        steady = [i for i in after_warmup if not self.compiled[i]]
+        return steady or list(after_warmup)
+
     def totals(self) -> tuple[int, int, float]:
         """(samples, tokens, seconds) of the timed steps (warm-up left out), e.g. to sum over processes."""
-        skip = self._skip()
-        return sum(self.samples[skip:]), sum(self.tokens[skip:]), sum(self.times_s[skip:])
+        timed = self._timed()
+        return (sum(self.samples[i] for i in timed), sum(self.tokens[i] for i in timed),
+                sum(self.times_s[i] for i in timed))
 
     def summary(self) -> dict[str, float | None]:
         n = len(self.times_s)
@@ -91,13 +103,17 @@ class StepTimer:
             return {"throughput_seq_s": None, "throughput_tok_s": None,
                     "step_time_median_ms": None, "step_time_p90_ms": None}
         samples, tokens, total = self.totals()
-        ms = sorted(t * 1000 for t in self.times_s[self._skip():])
+        timed = self._timed()
+        ms = sorted(self.times_s[i] * 1000 for i in timed)
         p90 = ms[min(len(ms) - 1, max(0, round(0.9 * len(ms) + 0.5) - 1))]  # nearest-rank percentile
+        left_out = [i for i in range(self._skip(), n) if i not in set(timed)]
         return {
             "throughput_seq_s": samples / total if total > 0 else None,
             "throughput_tok_s": tokens / total if total > 0 else None,
             "step_time_median_ms": statistics.median(ms),
             "step_time_p90_ms": p90,
+            "compile_steps": len(left_out),
+            "compile_step_s": sum(self.times_s[i] for i in left_out),
         }
 
 

@@ -70,6 +70,8 @@ SUMMARY_KEYS = (
     "fuse",
     # With trainer.compile: the Inductor options the variant added ("realize_opcount_threshold=N" for seeded).
     "inductor_options",
+    # Steps after the warm-up in which Dynamo compiled (a new shape): left out of seq/s and step times.
+    "compile_steps", "compile_step_s",
 )
 # Keys that change where or how a job is reported, not what it computes: a resumed sweep with
 # W&B switched on, or `force=true`, still matches the record it left.

@@ -69,6 +69,7 @@ SUMMARY_KEYS: dict[str, str] = {
     **MEMORY_KEYS, **SPEED_KEYS,
     "steps": "train/steps", "train_loss_final": "train/loss_final", "grad_norm_final": "grad/norm_final",
     "compile_graphs": "speed/compile_graphs", "graph_breaks": "speed/graph_breaks",
+    "compile_steps": "speed/compile_steps", "compile_step_s": "speed/compile_step_s",
 }
 # define_metric summaries (W&B's default is the last value): quality keeps its best and its last,
 # memory its peak, losses their minimum and last.
