@@ -154,7 +154,7 @@ def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path,
             raise KeyboardInterrupt  # what a deadline's SIGTERM handler or a crash looks like here
         return [{"cell": cell, "mode": mode, "variant": v, "seq_len": 128, "batch": 32, "step_ms_median": 10.0,
                  "seq_s": 3200.0, "steps_per_round": 50, "ratio_vs_standard": {"median": 1.0, "min": 1.0, "max": 1.0},
-                 "step_peak_above_resident_mb": 1.0} for v in variants]
+                 "step_peak_above_resident_mb": None if mode == "graphed" else 1.0} for v in variants]
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(step, "run_cell", fake_cell)
@@ -163,11 +163,14 @@ def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path,
     monkeypatch.setattr(step.native, "backend", lambda: "native")
     monkeypatch.setattr(step.native, "why_not", lambda: None)
     with pytest.raises(KeyboardInterrupt):
-        step.run(parts=("step",), cells=("minilm_mrpc", "tinybert_512"), modes=("eager",),
+        step.run(parts=("step",), cells=("minilm_mrpc", "tinybert_512"), modes=("eager", "graphed"),
                  variants=("standard", "packed"), out=tmp_path)
     saved = json.loads((tmp_path / "step.json").read_text())["rows"][0]["step"]
-    assert [r["variant"] for r in saved] == ["standard", "packed"]
+    pairs = [(m, v) for m in ("eager", "graphed") for v in ("standard", "packed")]
+    assert [(r["mode"], r["variant"]) for r in saved] == pairs
     assert "| minilm_mrpc | eager | packed |" in (tmp_path / "step.md").read_text()
+    assert "| minilm_mrpc | graphed | packed | 10.00 | 3200.0 | 1.000 [1.000, 1.000] | n/a (graphed: the pool's) |" in (
+        tmp_path / "step.md").read_text()  # a replay allocates nothing: no peak of 0 MB
 
 
 def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(make_cfg):

@@ -247,7 +247,9 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
         torch.cuda.reset_peak_memory_stats()
         runners[variant]()
         torch.cuda.synchronize()
-        peaks[variant] = (torch.cuda.max_memory_allocated() - before) / 2**20
+        # Graphed: a replay allocates nothing (its memory is the shared pool's, taken at capture), so
+        # there is no per-variant peak to read: None (the eager cell gives the step's peak).
+        peaks[variant] = None if mode == "graphed" else (torch.cuda.max_memory_allocated() - before) / 2**20
     reference = reference_variant(variants)
     steps = steps_per_round(_sync_time(runners[reference], 2), steps, min_round_s)
     times: dict[str, list[float]] = {v: [] for v in variants}
@@ -378,6 +380,11 @@ def not_measured(rows: list[dict]) -> str:
     return "".join(f"\nNot measured: {r['cell']} {r['mode']}: {r['error']}\n" for r in rows if "error" in r)
 
 
+def _peak_cell(row: dict) -> str:
+    peak = row["step_peak_above_resident_mb"]
+    return "n/a (graphed: the pool's)" if peak is None else f"{peak:,.0f}"
+
+
 def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict, args: dict) -> str:
     lines = [f"Dropout step benchmark on {env['device_name']} (torch {env['torch']}, triton {env['triton']}, "
              f"transformers {env['transformers']}, commit {env['pmexp_commit']}, "
@@ -390,7 +397,7 @@ def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict,
                           "ratio vs standard": _ratio_text,
                           **({"Tempo vs memory=none": lambda r: _ratio_text(r, "ratio_vs_memory_none")}
                              if any("ratio_vs_memory_none" in r for r in steps) else {}),
-                          "step peak MB": lambda r: f"{r['step_peak_above_resident_mb']:,.0f}"}, steps)
+                          "step peak MB": _peak_cell}, steps)
     lines += _section("Host cost per call (4096 elements; GPU keeps up).", {
         "path": lambda r: r["path"], "forward us": lambda r: f"{r['forward_us']:.1f}",
         "fwd+sum+bwd us": lambda r: f"{r['forward_backward_us']:.1f}",
