@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET. Why compiled MiniLM fp32 (S128 B32) packed read 0.899 [0.743, 0.935] of standard at 997ee1a
+# Run 2026-11-30 (twelfth session, 1896cad, out/; then step.sh, out-step/; ../2026-11-30-tempo-ln-native/README.md). Why compiled MiniLM fp32 (S128 B32) packed read 0.899 [0.743, 0.935] of standard at 997ee1a
 # (seeded 0.991, A/A 1.006 [0.959, 1.075]; runs/2026-11-30-tempo-native): an 11 ms host-bound step, 20 dropout
 # calls. The profile gives wall, host issue and device time and the top kernels per variant (20 steps,
 # twice each, as the compiled TinyBERT profile in runs/2026-11-30-compiled-next); then Dynamo's graph and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET (branch tempo-ln-native). One call, ~8 min on nvidia-h200: Tempo LayerNorm's C++ node
+# Run 2026-11-30 (twelfth session): 1896cad failed 7 LayerNorm tests (out-1/), 7a1acf8 passed (out/); README.md. One call, ~8 min on nvidia-h200: Tempo LayerNorm's C++ node
 # (pmexp.tempo.native: forward torch's plus the device-side weight check, backward a CUDA port of the
 # Triton kernel) built and tested, its host cost per call (was 295 us forward+backward against stock's
 # 166: runs/2026-11-30-tempo-native), then BERT-large S512 B16 eager steps (tempo:packed was 0.969x of

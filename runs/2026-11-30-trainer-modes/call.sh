@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# NOT RUN YET. Issue 12 item 3's last part: the trainer running whole steps as CUDA graphs
+# Run 2026-11-30 (twelfth session, b01584a, random init: eager/ compiled/ graphed/, steps_4_114.md; ../2026-11-30-tempo-ln-native/README.md). Issue 12 item 3's last part: the trainer running whole steps as CUDA graphs
 # (trainer.compile_mode=reduce-overhead, MRPC padded to seq_len) beside eager and compiled, on the issue's
 # first cell (MiniLM on MRPC at the fidelity settings: fp32, seq 128, B32; 0.71x in the trainer before the
 # C++ path). One call per MODE (~3-5 min each on nvidia-h200), standard and packed, seeds 0 and 1, one
