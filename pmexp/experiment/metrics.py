@@ -106,7 +106,8 @@ class StepTimer:
         timed = self._timed()
         ms = sorted(self.times_s[i] * 1000 for i in timed)
         p90 = ms[min(len(ms) - 1, max(0, round(0.9 * len(ms) + 0.5) - 1))]  # nearest-rank percentile
-        left_out = [i for i in range(self._skip(), n) if i not in set(timed)]
+        timed_set = set(timed)
+        left_out = [i for i in range(self._skip(), n) if i not in timed_set]
         return {
             "throughput_seq_s": samples / total if total > 0 else None,
             "throughput_tok_s": tokens / total if total > 0 else None,
