@@ -11,6 +11,8 @@ Imported only when a CUDA tensor needs it (or by tests under ``TRITON_INTERPRET=
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -19,12 +21,13 @@ from triton.language.extra import libdevice
 __all__ = ["KERNEL_DTYPES", "backward", "supports"]
 
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # read by Triton when the kernel is defined, as here
 _ROWS = 16  # rows per program: 512 programs for BERT-large's 8192 rows, partial sums 512 x N
 
 
 @triton.jit
 def _ln_bwd_kernel(g_ptr, y_ptr, w_ptr, b_ptr, rstd_ptr, dx_ptr, dw_part_ptr, db_part_ptr, m, n,
-                   ROWS: tl.constexpr, BLOCK_N: tl.constexpr):
+                   ROWS: tl.constexpr, BLOCK_N: tl.constexpr, ROUNDED_MUL: tl.constexpr):
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_N)
     inb = cols < n
@@ -40,7 +43,10 @@ def _ln_bwd_kernel(g_ptr, y_ptr, w_ptr, b_ptr, rstd_ptr, dx_ptr, dw_part_ptr, db
             y = tl.load(y_ptr + offs, mask=inb, other=0.0).to(tl.float32)
             rstd = tl.load(rstd_ptr + row).to(tl.float32)
             x_hat = tl.where(inb, tl.math.div_rn(y - b, w), 0.0)  # IEEE division, as torch's
-            gw = libdevice.mul_rn(g, w)  # not fused into gw - c2 below (exactly 0 for one element a row)
+            if ROUNDED_MUL:  # not fused into gw - c2 below (exactly 0 for one element a row)
+                gw = libdevice.mul_rn(g, w)
+            else:  # Triton's interpreter: numpy rounds every product, and has no libdevice
+                gw = g * w
             c1 = tl.sum(gw * x_hat, axis=0) / n
             c2 = tl.sum(gw, axis=0) / n
             dx = (gw - c2 - x_hat * c1) * rstd
@@ -74,6 +80,6 @@ def backward(grad: torch.Tensor, y: torch.Tensor, rstd: torch.Tensor, weight: to
     if m:
         block = triton.next_power_of_2(n)
         _ln_bwd_kernel[(programs,)](grad, y, weight, bias, rstd, dx, parts[0], parts[1], m, n, ROWS=_ROWS,
-                                    BLOCK_N=block, num_warps=min(max(block // 256, 1), 8))
+                                    BLOCK_N=block, ROUNDED_MUL=not _INTERPRETED, num_warps=min(max(block // 256, 1), 8))
     dw, db = parts.sum(1)
     return dx, dw.to(weight.dtype), db.to(bias.dtype)
