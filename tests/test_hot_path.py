@@ -97,6 +97,28 @@ def test_pad_to_seq_len_gives_fixed_shapes(make_cfg):
     assert shapes == {(48,)}
 
 
+def test_drop_last_gives_one_batch_shape(make_cfg):
+    """data.drop_last (with pad_to_seq_len): every training batch full, so a compiled model sees one shape."""
+    from pmexp.experiment.data import build_dataloaders
+    from pmexp.experiment.models import build_model
+
+    cfg = validate(make_cfg("data.pad_to_seq_len=true", "seq_len=48", "data.drop_last=true",
+                            "data.max_train_samples=21", "trainer.batch_size=8"))
+    model, _ = build_model(cfg)
+    train, _ = build_dataloaders(cfg, model.config)
+    assert [tuple(batch["input_ids"].shape) for batch in train] == [(8, 48), (8, 48)]  # 21 rows: 5 left out
+
+
+def test_drop_last_with_fewer_rows_than_a_batch_says_what_to_change(make_cfg):
+    from pmexp.experiment.data import build_dataloaders
+    from pmexp.experiment.models import build_model
+
+    cfg = validate(make_cfg("data.drop_last=true", "data.max_train_samples=5", "trainer.batch_size=8"))
+    model, _ = build_model(cfg)
+    with pytest.raises(ConfigError, match="data.drop_last=false or a smaller batch"):
+        build_dataloaders(cfg, model.config)
+
+
 def test_bench_step_tables_from_a_committed_record():
     """`python -m pmexp.bench step` prints its tables from the rows it saves (here the H200 record's)."""
     import json

@@ -48,6 +48,11 @@ def test_schema_versions_hash_late_keys_their_own_way():
     assert config_hash(config) != config_hash(older)
     new_record = {"schema": SCHEMA_VERSION, "config_hash": config_hash(config)}
     assert same_config(config, new_record) and not same_config(older, new_record)
+    # data.drop_last (schema 4) at its default: a schema-3 record still matches the config that now has it
+    data_now = {"seed": 0, "data": {"name": "mrpc", "drop_last": False}}
+    schema3 = {"schema": 3, "config_hash": config_hash({"seed": 0, "data": {"name": "mrpc"}}, schema=3)}
+    assert same_config(data_now, schema3)
+    assert not same_config({"seed": 0, "data": {"name": "mrpc", "drop_last": True}}, schema3)
     ddp = {"seed": 0, "trainer": {**config["trainer"], "strategy": "ddp"}}
     assert not same_config(ddp, {"config_hash": config_hash(config, schema=1)})
 

@@ -72,6 +72,7 @@ class DataConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     pad_to_seq_len: bool = False
+    drop_last: bool = False
     num_train: int | None = None
     num_eval: int | None = None
 

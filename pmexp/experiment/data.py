@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from transformers import AutoTokenizer, BertTokenizerFast, DataCollatorWithPadding
 
+from pmexp.experiment.errors import ConfigError
 from pmexp.experiment.models import checkpoint_source
 from pmexp.experiment.tasks import TASKS, GlueTask, glue_task
 
@@ -307,13 +308,19 @@ def build_dataloaders(cfg: DictConfig, model_config: Any, rank: int = 0,
         eval_ds = SyntheticDataset(cfg.data.num_eval, cfg.model.task, cfg.seed + 10_000, cfg.seq_len, model_config)
         collate = None
     generator = torch.Generator().manual_seed(cfg.seed)
+    # drop_last: every step one shape (an epoch's short last batch recompiles a compiled model and records
+    # another CUDA graph); the rows left out change with each epoch's shuffle
+    drop_last = bool(cfg.data.get("drop_last", False))
     common = {"collate_fn": collate, "num_workers": t.num_workers}
     if world_size > 1:  # each rank its shard, shuffled by seed and epoch (padded so every rank has as many)
         sampler = DistributedSampler(train_ds, num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
-        train = DataLoader(train_ds, batch_size=t.batch_size, sampler=sampler, drop_last=False, **common)
+        train = DataLoader(train_ds, batch_size=t.batch_size, sampler=sampler, drop_last=drop_last, **common)
     else:
-        train = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=generator, drop_last=False,
+        train = DataLoader(train_ds, batch_size=t.batch_size, shuffle=True, generator=generator, drop_last=drop_last,
                            **common)
+    if len(train) == 0:  # only drop_last can make it: a dataset's own emptiness fails earlier, with its file
+        raise ConfigError(f"data.drop_last=true leaves no training batch: {len(train_ds)} rows per process "
+                               f"< trainer.batch_size={t.batch_size}; use data.drop_last=false or a smaller batch")
     evaluation = DataLoader(eval_ds, batch_size=t.eval_batch_size, shuffle=False, **common)
     log.info("data %s: %d train / %d eval samples", cfg.data.name, len(train_ds), len(eval_ds))
     return train, evaluation

@@ -50,8 +50,9 @@ STEPS_FILE = "steps.jsonl"
 #: What `python -m pmexp.maxbatch` writes: the result, and one line per probe.
 MAXBATCH_FILE, PROBES_FILE = "maxbatch.json", "maxbatch.jsonl"
 #: 1: records before the version existed (no `schema` key); 2: the version is written and every config key
-#: is hashed (version 1 left out the keys of `HASHED_SINCE[2]` at their defaults); 3: `dropout.fuse` too.
-SCHEMA_VERSION = 3
+#: is hashed (version 1 left out the keys of `HASHED_SINCE[2]` at their defaults); 3: `dropout.fuse` too;
+#: 4: `data.drop_last` too.
+SCHEMA_VERSION = 4
 # diverged: the loss or gradient norm stopped being finite; invalid: the config failed validation (a multirun job)
 STATUSES = ("ok", "oom", "failed", "killed", "running", "diverged", "invalid")
 SUMMARY_KEYS = (
@@ -82,6 +83,7 @@ HASH_EXCLUDED_KEYS = ("force", "job_dir", "logger")
 HASHED_SINCE: dict[int, dict[tuple[str, str], Any]] = {
     2: {("trainer", "strategy"): "single", ("trainer", "compile_backend"): "inductor"},
     3: {("dropout", "fuse"): True},
+    4: {("data", "drop_last"): False},
 }
 
 
