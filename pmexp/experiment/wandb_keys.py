@@ -63,13 +63,14 @@ SPEED_KEYS: dict[str, str] = {
     "throughput_seq_s": "speed/throughput_seq_s", "throughput_tok_s": "speed/throughput_tok_s",
     "step_time_median_ms": "speed/step_time_median_ms", "step_time_p90_ms": "speed/step_time_p90_ms",
     "wall_time_s": "speed/wall_time_s",
+    # steps after the warm-up in which Dynamo compiled (a new shape): left out of seq/s, their seconds here
+    "compile_steps": "speed/compile_steps", "compile_step_s": "speed/compile_step_s",
 }
 # The rest of the summary that is a number, also at the last step.
 SUMMARY_KEYS: dict[str, str] = {
     **MEMORY_KEYS, **SPEED_KEYS,
     "steps": "train/steps", "train_loss_final": "train/loss_final", "grad_norm_final": "grad/norm_final",
     "compile_graphs": "speed/compile_graphs", "graph_breaks": "speed/graph_breaks",
-    "compile_steps": "speed/compile_steps", "compile_step_s": "speed/compile_step_s",
 }
 # define_metric summaries (W&B's default is the last value): quality keeps its best and its last,
 # memory its peak, losses their minimum and last.

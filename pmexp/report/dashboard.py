@@ -55,7 +55,8 @@ def sections() -> list[tuple[str, list[Any]]]:
                     bars("saved activation bytes", MEMORY_KEYS["saved_activation_bytes"])]),
         ("Speed", [bars("throughput seq/s", SPEED_KEYS["throughput_seq_s"]),
                    bars("throughput tok/s", SPEED_KEYS["throughput_tok_s"]),
-                   bars("median step time ms", SPEED_KEYS["step_time_median_ms"])]),
+                   bars("median step time ms", SPEED_KEYS["step_time_median_ms"]),
+                   bars("compile seconds after the warm-up (not in seq/s)", SPEED_KEYS["compile_step_s"])]),
         ("Gradients", [line("gradient norm", GRAD_NORM),
                        # every per-layer norm in one chart: the key names vary with the model
                        line("gradient norm per layer", metric_regex=f"^{GRAD_LAYER}.*")]),
