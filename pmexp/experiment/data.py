@@ -320,7 +320,7 @@ def build_dataloaders(cfg: DictConfig, model_config: Any, rank: int = 0,
                            **common)
     if len(train) == 0:  # only drop_last can make it: a dataset's own emptiness fails earlier, with its file
         raise ConfigError(f"data.drop_last=true leaves no training batch: {len(train_ds)} rows per process "
-                               f"< trainer.batch_size={t.batch_size}; use data.drop_last=false or a smaller batch")
+                          f"< trainer.batch_size={t.batch_size}; use data.drop_last=false or a smaller batch")
     evaluation = DataLoader(eval_ds, batch_size=t.eval_batch_size, shuffle=False, **common)
     log.info("data %s: %d train / %d eval samples", cfg.data.name, len(train_ds), len(eval_ds))
     return train, evaluation
