@@ -85,29 +85,32 @@ class StepTimer:
         n = len(self.times_s)
         return self.warmup if n > self.warmup else min(1, max(n - 1, 0))
 
-    def _timed(self) -> list[int]:
-        """Indices of the steps the statistics use: after the warm-up, and none that compiled."""
+    def _split(self) -> tuple[list[int], list[int]]:
+        """(timed, left out): the steps after the warm-up that the statistics use, and those left out
+        because Dynamo compiled in them (none left out where no other step would remain)."""
         after_warmup = range(self._skip(), len(self.times_s))
-        steady = [i for i in after_warmup if not self.compiled[i]]
-        return steady or list(after_warmup)
+        timed = [i for i in after_warmup if not self.compiled[i]]
+        if not timed:
+            return list(after_warmup), []
+        return timed, [i for i in after_warmup if self.compiled[i]]
+
+    def _sums(self, timed: list[int]) -> tuple[int, int, float]:
+        return (sum(self.samples[i] for i in timed), sum(self.tokens[i] for i in timed),
+                sum(self.times_s[i] for i in timed))
 
     def totals(self) -> tuple[int, int, float]:
         """(samples, tokens, seconds) of the timed steps (warm-up left out), e.g. to sum over processes."""
-        timed = self._timed()
-        return (sum(self.samples[i] for i in timed), sum(self.tokens[i] for i in timed),
-                sum(self.times_s[i] for i in timed))
+        return self._sums(self._split()[0])
 
     def summary(self) -> dict[str, float | None]:
         n = len(self.times_s)
         if n == 0:
             return {"throughput_seq_s": None, "throughput_tok_s": None,
                     "step_time_median_ms": None, "step_time_p90_ms": None}
-        samples, tokens, total = self.totals()
-        timed = self._timed()
+        timed, left_out = self._split()
+        samples, tokens, total = self._sums(timed)
         ms = sorted(self.times_s[i] * 1000 for i in timed)
         p90 = ms[min(len(ms) - 1, max(0, round(0.9 * len(ms) + 0.5) - 1))]  # nearest-rank percentile
-        timed_set = set(timed)
-        left_out = [i for i in range(self._skip(), n) if i not in timed_set]
         return {
             "throughput_seq_s": samples / total if total > 0 else None,
             "throughput_tok_s": tokens / total if total > 0 else None,
