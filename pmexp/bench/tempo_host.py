@@ -42,7 +42,7 @@ def paths(device: str) -> dict[str, tuple[Callable[[], torch.Tensor], list[torch
     value = torch.randn(1, HEADS, KEYS, HIDDEN // HEADS, device=device, generator=g, requires_grad=True)
     # GELU's input is a linear layer's output: bfloat16 under the step's autocast (CPU: float32)
     h = x.detach().to(torch.bfloat16 if device == "cuda" else torch.float32).requires_grad_()
-    table = {
+    return {
         "gelu: F.gelu": (lambda: F.gelu(h), [h]),
         "gelu: tempo": (lambda: gelu(h), [h]),  # CUDA: the C++ node of pmexp.tempo.native where it builds
         "gelu: tempo, Python node": (lambda: gelu(h, native=False), [h]),
@@ -56,7 +56,6 @@ def paths(device: str) -> dict[str, tuple[Callable[[], torch.Tensor], list[torch
         "attention: tempo softmax_dropout_matmul (packed)": (
             lambda: softmax_dropout_matmul(scores, value, 0.1, True, "packed")[0], [scores, value]),
     }
-    return table
 
 
 def host_rows(device: str = "cuda", calls: int = 2000, warmup: int = 100) -> list[dict]:

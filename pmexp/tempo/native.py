@@ -8,7 +8,8 @@ on the host (H200, bfloat16: 45 against 10 us forward, 277 against 104 us forwar
 launches are C++; the kernels give the Triton kernels' bits and gradient (the same ``g'`` table, built once by
 :func:`pmexp.tempo.kernels.grad_table`). Built like :mod:`pmexp.dropout.native` (``PMEXP_NATIVE=0``
 turns both off); where it does not build, Tempo GELU runs its Triton kernels with one warning.
-LayerNorm likewise (H200: 295 against 166 us forward+backward through its Python node): forward is
+LayerNorm likewise (H200: 295 against 166 us forward+backward through its Python node; this node: 196
+against 191, runs/2026-11-30-tempo-ln-native): forward is
 torch's plus the device-side zero-weight check, backward a CUDA port of :mod:`pmexp.tempo.ln_kernels`
 (the same formulas in float32; its sums in another order, so gradients match it to rounding, not bits).
 """
