@@ -14,6 +14,7 @@ case "${PART:?set PART=eager, graphed or compiled}" in
   compiled) ARGS="--parts step --modes compiled" ;;
   *) echo "PART=$PART: use eager, graphed or compiled"; exit 2 ;;
 esac
+# PART=compiled CELLS=bert_large_2048 ran again at d53ebb2: runs/2026-11-30-compiled-bits (s2048/).
 # CELLS (optional) names a subset: compiled cells take 100-340 s each with four variants on a cold Inductor
 # cache (tenth session, runs/2026-11-30-compiled-next: BERT-large S512 SDPA passed 300 s cold, 110 s warm;
 # BERT-large S2048 335 s), so PART=compiled needs 3 calls: CELLS="minilm_mrpc minilm_bf16 tinybert_512",
