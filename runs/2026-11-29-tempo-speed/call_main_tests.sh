@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# NOT RUN YET (no device time in the sixth session). Main's GPU tests before anything else next
+# Never run itself (no device time in the sixth session); superseded: later sessions ran the GPU tests
+# (tests/test_tempo_gpu.py among them; runs/2026-11-30-tempo-ln-native: 61 passed). Main's GPU tests before anything else next
 # session: tests/test_tempo_gpu.py has not run since the fifth session's Tempo LayerNorm change
 # (native_layer_norm_backward on x_hat), and tests/test_gpu.py guards the variants. ~3 min on nvidia-h200.
 #   PMEXP_COMMIT=<sha> bash runs/2026-11-29-tempo-speed/call_main_tests.sh   (device tool, carry .carry/whl)
