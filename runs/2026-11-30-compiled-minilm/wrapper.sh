@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Ran 2026-11-30 at 3c2d3f5 (branch compiled-hash-bits) once per PMEXP_COMPILED_BITS: runs/2026-11-30-compiled-bits
-# (wrapper/, launches.md; its host-us table came out as noise). Where compiled packed's extra host time goes (MiniLM fp32 compiled packed 0.861x of standard,
+# (wrapper/, launches.md; its host-us table came out as noise).
+# Where compiled packed's extra host time goes (MiniLM fp32 compiled packed 0.861x of standard,
 # same device time, 492 kernels a step to 433: README.md of ../2026-11-30-tempo-ln-native). Two answers:
 # 1. Host us per call of one compiled dropout, forward+sum+backward on 4096 elements (the GPU keeps up), by
 #    variant: standard, packed, seeded (the compiled twin of the eager host table).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Ran 2026-11-30 at d53ebb2, each MODE (run2/, run2.md; record: runs/2026-11-30-compiled-bits). The trainer's three step modes again, with what the first run (call.sh, b01584a) lacked:
+# Ran 2026-11-30 at d53ebb2, each MODE (run2/, run2.md; record: runs/2026-11-30-compiled-bits).
+# The trainer's three step modes again, with what the first run (call.sh, b01584a) lacked:
 # data.drop_last=true (one batch shape: no last-batch recompile; the trainer also leaves compiling steps out
 # of seq/s now) and the order balanced. In the first run Hydra ran standard then packed for each seed (the
 # last override varies fastest), and its eager jobs slowed down job by job (median step 13.9, 15.3, 20.9,
