@@ -126,7 +126,10 @@ def memory_none_twin(name: str, variants) -> str | None:
     return twin if memory == "tempo" and twin in variants else None
 
 
-def _build_model(cell: str, name: str):
+def build_model(cell: str, name: str, device: str = "cuda", padded: bool = False):
+    """``cell``'s model with variant ``name`` applied, its batch and autocast dtype. ``padded``: a 2D padding
+    mask (rows of 1/4 to all of the sequence), from which transformers builds the 4D mask in every forward,
+    as in the trainer; else a fixed 4D mask (eager) or None (SDPA), which a CUDA graph can capture."""
     import transformers
 
     config_kw, dtype, seq, batch, attention = CELLS[cell]
@@ -134,7 +137,7 @@ def _build_model(cell: str, name: str):
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=30522, max_position_embeddings=max(512, seq),
                                      attn_implementation=attention, **config_kw)
-    with torch.device("cuda"):  # initialised on the GPU: seconds instead of a CPU init of 335M parameters
+    with torch.device(device):  # initialised on the GPU: seconds instead of a CPU init of 335M parameters
         model = transformers.BertForSequenceClassification(config).train()
     memory, variant = split_variant(name)  # "unfused" (make_step handles it) and "again" are not memory options
     apply(model, variant)
@@ -142,20 +145,23 @@ def _build_model(cell: str, name: str):
         if attention != "eager":
             raise ValueError(f"{name}: Tempo's attention replaces eager attention; cell {cell} uses {attention}")
         apply_tempo(model, variant)
-    g = torch.Generator(device="cuda").manual_seed(1)
-    # No padding (fixed-length batches). Eager attention gets the 4D additive mask transformers would build
+    g = torch.Generator(device=device).manual_seed(1)
+    # Unpadded: fixed-length batches. Eager attention gets the 4D additive mask transformers would build
     # from all-ones (transformers builds it with a host-to-device copy, which a CUDA graph cannot capture);
     # SDPA gets None, which is what transformers passes SDPA for all-ones.
-    mask = torch.zeros(batch, 1, seq, seq, device="cuda") if attention == "eager" else None
-    inputs = dict(input_ids=torch.randint(1000, 30000, (batch, seq), device="cuda", generator=g),
-                  attention_mask=mask, labels=torch.randint(0, 2, (batch,), device="cuda", generator=g))
+    mask = torch.zeros(batch, 1, seq, seq, device=device) if attention == "eager" else None
+    if padded:
+        lengths = torch.randint(seq // 4, seq + 1, (batch, 1), device=device, generator=g)
+        mask = (torch.arange(seq, device=device) < lengths).long()
+    inputs = dict(input_ids=torch.randint(1000, 30000, (batch, seq), device=device, generator=g),
+                  attention_mask=mask, labels=torch.randint(0, 2, (batch,), device=device, generator=g))
     return model, inputs, dtype
 
 
 def warm_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     """One training step of ``cell`` with ``variant`` in ``mode``, built and warmed up (compiled, in
     ``compiled`` mode); in ``graphed`` mode capturable but not yet captured (:func:`capture`)."""
-    model, inputs, dtype = _build_model(cell, variant)
+    model, inputs, dtype = build_model(cell, variant)
     autocast = dtype != torch.float32
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
                                   foreach=True)
