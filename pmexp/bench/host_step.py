@@ -2,13 +2,17 @@
 
     python -m pmexp.bench.host_step --cell minilm_mrpc --out runs/host-step       # ~2 min on an H200
     python -m pmexp.bench.host_step --cell minilm_mrpc --padded --gc freeze       # the trainer's 2D mask; no GC scans
+    python -m pmexp.bench.host_step --cell minilm_mrpc --mode compiled            # torch.compile, the trainer's options
 
 In a host-bound step (eager MiniLM on an H200: ~11 ms of kernels, ~19 ms wall) the GPU waits for
 Python, so a variant's speed is what the host does for it. Two kinds of evidence, as ``pmexp.bench
 step`` measures throughput:
 
-- **Timed, interleaved**: each variant's own model (same weights and batch), rounds in rotated order
-  (``again:standard``, a second standard model, is the A/A control whose ratio is the noise floor).
+- **Timed, interleaved**: each variant's own model (same weights and batch), alternating step by step
+  (A B C A B C ...; ``--interleave round``: in blocks, as ``pmexp.bench step``), in an order rotated
+  each round (``again:standard``, a second standard model, is the A/A control whose ratio is the noise
+  floor). Host-bound steps need the step-by-step order: the H200 host's speed drifts by tens of percent
+  within seconds (runs/2026-11-30-eager-host), which blocks of steps turn into per-round ratios of 0.6-1.7.
   A step's phases are timed as issued: forward (until the loss returns), backward (until
   ``backward()`` returns), optimizer (AdamW and zero_grad), with no sync inside, so each is the host's
   time for that phase; then the sync, and the step's wall. ``cpu`` is the process's CPU time over
@@ -36,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from pmexp.bench.step import CELLS, CONTROL, VARIANTS, build_model, reference_variant, rotated
+from pmexp.bench.step import CELLS, CONTROL, VARIANTS, build_model, reference_variant, rotated, split_variant
 from pmexp.experiment.envinfo import env_info
 
 __all__ = ["PHASES", "phased_step", "python_calls", "run", "main"]
@@ -44,9 +48,12 @@ __all__ = ["PHASES", "phased_step", "python_calls", "run", "main"]
 PHASES = ("forward", "backward", "optimizer", "cpu", "wall")
 
 
-def phased_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype, device: torch.device) -> Callable[[], tuple]:
-    """A training step that returns its phases' seconds, in :data:`PHASES` order."""
+def phased_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype, device: torch.device,
+                compiled: dict | None = None) -> Callable[[], tuple]:
+    """A training step that returns its phases' seconds, in :data:`PHASES` order. ``compiled``: the model
+    runs under ``torch.compile`` with these Inductor options (the trainer's: ``inductor_options(variant)``)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, foreach=True)
+    forward = model if compiled is None else torch.compile(model, options=compiled or None)
     autocast = dtype != torch.float32
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -54,7 +61,7 @@ def phased_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype, device
         sync()
         cpu0, t0 = time.process_time(), time.perf_counter()
         with torch.autocast(device.type, dtype=dtype, enabled=autocast):
-            loss = model(**inputs).loss
+            loss = forward(**inputs).loss
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
@@ -122,20 +129,30 @@ class GcClock:
             self.seconds[self.owner] += time.perf_counter() - self._start
 
 
-def timed_rounds(steps: dict[str, Callable[[], tuple]], rounds: int, per_round: int, clock: GcClock) -> dict:
-    """Per variant, per round (rotated order): the median of each phase over the round's steps (seconds)."""
+def timed_rounds(steps: dict[str, Callable[[], tuple]], rounds: int, per_round: int, clock: GcClock,
+                 by_step: bool = True) -> dict:
+    """Per variant, per round: the median of each phase over its ``per_round`` steps in the round (seconds).
+    The order rotates each round; ``by_step``: the variants alternate step by step (A B C A B C ...: a drift
+    of the host's speed hits them alike), else each runs its steps in a block (A A ... B B ..., as
+    ``pmexp.bench step`` does)."""
     medians: dict[str, list[tuple]] = {name: [] for name in steps}
     for round_ in range(rounds):
-        for name in rotated(list(steps), round_):
+        order = rotated(list(steps), round_)
+        schedule = ([n for _ in range(per_round) for n in order] if by_step
+                    else [n for n in order for _ in range(per_round)])
+        phases: dict[str, list[tuple]] = {name: [] for name in order}
+        for name in schedule:
             clock.owner = name
-            phases = [steps[name]() for _ in range(per_round)]
-            clock.owner = None
-            medians[name].append(tuple(statistics.median(p[i] for p in phases) for i in range(len(PHASES))))
+            phases[name].append(steps[name]())
+        clock.owner = None
+        for name, times in phases.items():
+            medians[name].append(tuple(statistics.median(t[i] for t in times) for i in range(len(PHASES))))
     return medians
 
 
-def _ratios(variant: list[tuple], reference: list[tuple], i: int) -> dict:
-    ratios = [v[i] / r[i] for v, r in zip(variant, reference, strict=True)]
+def _ratios(variant: list[tuple], reference: list[tuple], i: int, inverse: bool = False) -> dict:
+    """Per round, the variant's phase time over the reference's (``inverse``: the reference's over the variant's)."""
+    ratios = [(r[i] / v[i]) if inverse else (v[i] / r[i]) for v, r in zip(variant, reference, strict=True)]
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 
@@ -158,15 +175,19 @@ def _count_rows(steps: dict[str, Callable[[], tuple]], reference: str, top: int)
 
 def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rounds: int = 25,
         per_round: int = 20, padded: bool = False, gc_mode: str = "on", device: str = "cuda",
-        out: Path | None = None, top: int = 12) -> list[dict]:
-    """Build, count, then time ``variants`` interleaved; print Markdown and write it (and JSON) under ``out``."""
+        out: Path | None = None, top: int = 12, mode: str = "eager", by_step: bool = True) -> list[dict]:
+    """Build, count, then time ``variants`` interleaved (``mode``: eager or compiled); print Markdown and
+    write it (and JSON) under ``out``."""
     from pmexp.bench.dropout import report
+    from pmexp.dropout.traced import inductor_options
 
     reference = reference_variant(variants)
     steps = {}
+    torch._dynamo.reset()
     for name in variants:
         model, inputs, dtype = build_model(cell, name, device, padded)
-        steps[name] = phased_step(model, inputs, dtype, torch.device(device))
+        compiled = inductor_options(split_variant(name)[1]) if mode == "compiled" else None
+        steps[name] = phased_step(model, inputs, dtype, torch.device(device), compiled)
         for _ in range(3):  # warm-up: allocator, autotuning, the C++ extension's first launch
             steps[name]()
     counted = _count_rows(steps, reference, top)
@@ -179,7 +200,7 @@ def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rou
     if gc_mode == "off":
         gc.disable()
     try:
-        medians = timed_rounds(steps, rounds, per_round, clock)
+        medians = timed_rounds(steps, rounds, per_round, clock, by_step)
     finally:
         gc.enable()
         gc.callbacks.remove(clock)
@@ -188,11 +209,13 @@ def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rou
         row = {"variant": name, **{f"{p}_ms": statistics.median(m[i] for m in medians[name]) * 1e3
                                    for i, p in enumerate(PHASES)}}
         row.update({f"{p}_ratio": _ratios(medians[name], medians[reference], i) for i, p in enumerate(PHASES)})
+        row["seq_s_ratio"] = _ratios(medians[name], medians[reference], PHASES.index("wall"), inverse=True)
         collections_ = clock.counts[name]
         row.update(counted[name], gc_collections=list(collections_),
                    gc_ms_per_step=clock.seconds[name] * 1e3 / (rounds * per_round))
         rows.append(row)
-    settings = {"cell": cell, "rounds": rounds, "per_round": per_round, "padded": padded, "gc": gc_mode,
+    settings = {"cell": cell, "mode": mode, "interleave": "step" if by_step else "round", "rounds": rounds,
+                "per_round": per_round, "padded": padded, "gc": gc_mode,
                 "gc_tracked_objects": tracked}
     env = env_info()
     report([{"settings": settings, "rows": rows}], to_markdown(rows, settings, env), env, out, "host_step")
@@ -207,11 +230,13 @@ def to_markdown(rows: list[dict], settings: dict, env: dict) -> str:
     lines = [f"Host cost of a step, {settings['cell']}, on {env['device_name']} (torch {env['torch']}, transformers "
              f"{env['transformers']}, commit {env['pmexp_commit']}); settings {settings}.", "",
              "Medians over rounds of each round's median (ms); ratio = the variant's time / standard's, per round, "
-             "median [min, max] (above 1: slower). cpu: process CPU time of the three phases.", "",
+             "median [min, max] (above 1: slower); seq/s ratio = standard's wall / the variant's, per round (the "
+             "throughput target's ratio). cpu: process CPU time of the three phases.", "",
              "| variant | " + " | ".join(f"{p} ms" for p in PHASES) + " | " + " | ".join(f"{p} ratio" for p in PHASES)
-             + " |", "|" + "---|" * (1 + 2 * len(PHASES))]
+             + " | seq/s ratio |", "|" + "---|" * (2 + 2 * len(PHASES))]
     lines += ["| " + " | ".join([r["variant"], *(f"{r[p + '_ms']:.2f}" for p in PHASES),
-                                 *(_ratio(r[p + "_ratio"]) for p in PHASES)]) + " |" for r in rows]
+                                 *(_ratio(r[p + "_ratio"]) for p in PHASES), _ratio(r["seq_s_ratio"])]) + " |"
+              for r in rows]
     lines += ["", "Counted a step (no noise): Python function calls, builtin calls, kernels, CPU-side ops; GC "
               "collections in the timed rounds (generations 0/1/2) and their time a step.", "",
               "| variant | Python calls | builtin calls | kernels | ops | GC collections | GC ms/step |",
@@ -234,12 +259,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-round", type=int, default=20)
     parser.add_argument("--padded", action="store_true", help="a 2D padding mask, as the trainer passes")
     parser.add_argument("--gc", default="on", choices=["on", "off", "freeze"])
+    parser.add_argument("--mode", default="eager", choices=["eager", "compiled"])
+    parser.add_argument("--interleave", default="step", choices=["step", "round"],
+                        help="variants alternate step by step (default), or run their steps in blocks per round")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("times a CUDA step: no CUDA device here (--device cpu runs the same on the CPU)")
-    run(args.cell, tuple(args.variants), args.rounds, args.per_round, args.padded, args.gc, args.device, args.out)
+    run(args.cell, tuple(args.variants), args.rounds, args.per_round, args.padded, args.gc, args.device, args.out,
+        mode=args.mode, by_step=args.interleave == "step")
 
 
 if __name__ == "__main__":
