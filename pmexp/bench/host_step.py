@@ -30,6 +30,7 @@ step`` measures throughput:
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
 import gc
 import statistics
@@ -175,9 +176,10 @@ def _count_rows(steps: dict[str, Callable[[], tuple]], reference: str, top: int)
 
 def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rounds: int = 25,
         per_round: int = 20, padded: bool = False, gc_mode: str = "on", device: str = "cuda",
-        out: Path | None = None, top: int = 12, mode: str = "eager", by_step: bool = True) -> list[dict]:
-    """Build, count, then time ``variants`` interleaved (``mode``: eager or compiled); print Markdown and
-    write it (and JSON) under ``out``."""
+        out: Path | None = None, top: int = 12, mode: str = "eager", by_step: bool = True,
+        inductor: dict | None = None) -> list[dict]:
+    """Build, count, then time ``variants`` interleaved (``mode``: eager or compiled; ``inductor``: Inductor
+    options for every variant, over the trainer's); print Markdown and write it (and JSON) under ``out``."""
     from pmexp.bench.dropout import report
     from pmexp.dropout.traced import inductor_options
 
@@ -186,7 +188,7 @@ def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rou
     torch._dynamo.reset()
     for name in variants:
         model, inputs, dtype = build_model(cell, name, device, padded)
-        compiled = inductor_options(split_variant(name)[1]) if mode == "compiled" else None
+        compiled = {**inductor_options(split_variant(name)[1]), **(inductor or {})} if mode == "compiled" else None
         steps[name] = phased_step(model, inputs, dtype, torch.device(device), compiled)
         for _ in range(3):  # warm-up: allocator, autotuning, the C++ extension's first launch
             steps[name]()
@@ -215,7 +217,7 @@ def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rou
                    gc_ms_per_step=clock.seconds[name] * 1e3 / (rounds * per_round))
         rows.append(row)
     settings = {"cell": cell, "mode": mode, "interleave": "step" if by_step else "round", "rounds": rounds,
-                "per_round": per_round, "padded": padded, "gc": gc_mode,
+                "per_round": per_round, "padded": padded, "gc": gc_mode, "inductor": inductor or {},
                 "gc_tracked_objects": tracked}
     env = env_info()
     report([{"settings": settings, "rows": rows}], to_markdown(rows, settings, env), env, out, "host_step")
@@ -262,13 +264,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", default="eager", choices=["eager", "compiled"])
     parser.add_argument("--interleave", default="step", choices=["step", "round"],
                         help="variants alternate step by step (default), or run their steps in blocks per round")
+    parser.add_argument("--inductor", nargs="*", default=[], metavar="KEY=VALUE", type=_option,
+                        help="compiled: Inductor options for every variant, e.g. combo_kernels=True")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("times a CUDA step: no CUDA device here (--device cpu runs the same on the CPU)")
     run(args.cell, tuple(args.variants), args.rounds, args.per_round, args.padded, args.gc, args.device, args.out,
-        mode=args.mode, by_step=args.interleave == "step")
+        mode=args.mode, by_step=args.interleave == "step", inductor=dict(args.inductor))
+
+
+def _option(text: str) -> tuple[str, object]:
+    """argparse type of ``--inductor``: ``KEY=VALUE``, the value a Python literal (True, 52, 'x') or a string."""
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: write KEY=VALUE, e.g. combo_kernels=True")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 if __name__ == "__main__":
