@@ -82,6 +82,39 @@ def test_dropout_add_equals_unfused(ext, variant, dtype):
         assert torch.equal(a, b)
 
 
+def graph_nodes(tensor: torch.Tensor, name: str) -> int:
+    """How many nodes of ``tensor``'s autograd graph have ``name`` in their name."""
+    seen, stack, count = set(), [tensor.grad_fn], 0
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        count += name in node.name()
+        stack += [next_node for next_node, _ in node.next_functions]
+    return count
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_dropout_add_with_a_float32_residual_is_fused_and_equals_unfused(ext, variant, dtype):
+    """Under autocast BERT adds a half-type dropout output to a float32 residual (from LayerNorm): fused, the sum
+    is float32 as torch promotes it, and the output and both gradients equal the unfused expression's bit for bit."""
+    x = torch.randn(8, 128, 64, device="cuda").to(dtype).requires_grad_(True)
+    r = torch.randn(8, 128, 64, device="cuda").requires_grad_(True)
+    g = torch.randn(8, 128, 64, device="cuda")
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(11)
+        out = dropout_add(x, r, 0.2, True, variant) if fused else dropout(x, 0.2, True, variant) + r
+        assert graph_nodes(out, "DropoutAdd") == int(fused)  # the fused node ran, not the fallback
+        dx, dr = torch.autograd.grad(out, (x, r), g)
+        results.append((out, dx, dr))
+    for a, b in zip(*results, strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert results[0][0].dtype == torch.float32 and results[0][1].dtype == dtype
+
+
 def test_native_is_what_runs(ext):
     assert native.backend() == "native"
 
@@ -143,7 +176,10 @@ def tiny_bert():
 
 
 @pytest.mark.parametrize("variant", ["packed", "seeded"])
-def test_bert_fused_residual_equals_unfused_on_cuda(ext, variant):
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16])
+def test_bert_fused_residual_equals_unfused_on_cuda(ext, variant, autocast):
+    """Fused blocks give the unfused model's loss and gradients, and do run fused (under bf16 autocast too, where
+    the residual is float32)."""
     ids = torch.randint(5, 99, (4, 32), device="cuda")
     labels = torch.tensor([0, 1, 0, 1], device="cuda")
     results = []
@@ -152,7 +188,9 @@ def test_bert_fused_residual_equals_unfused_on_cuda(ext, variant):
         report = apply(model, variant, fuse_residual=fuse)
         assert len(report.fused_residual) == (4 if fuse else 0)
         torch.manual_seed(3)
-        loss = model(input_ids=ids, labels=labels).loss
+        with torch.autocast("cuda", dtype=autocast or torch.float32, enabled=autocast is not None):
+            loss = model(input_ids=ids, labels=labels).loss
+        assert graph_nodes(loss, "DropoutAdd") == (4 if fuse else 0)
         loss.backward()
         results.append((loss.detach(), {k: v.grad for k, v in model.named_parameters()}))
     assert torch.equal(results[0][0], results[1][0])

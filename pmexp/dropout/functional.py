@@ -302,6 +302,11 @@ def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True, variant: str
     return _PackedExact.apply(x, p)
 
 
+def _fusable_dtypes(x: torch.dtype, residual: torch.dtype) -> bool:
+    """The dtype pairs the fused kernel takes: equal, or a half-type ``x`` with a float32 residual."""
+    return x == residual or (residual == torch.float32 and x in (torch.float16, torch.bfloat16))
+
+
 def dropout_add(
     x: torch.Tensor, residual: torch.Tensor, p: float = 0.5, training: bool = True, variant: str = "packed"
 ) -> torch.Tensor:
@@ -311,15 +316,18 @@ def dropout_add(
     sum once (torch's two kernels read and write the dropout output in between: 5 passes instead
     of 3, and the 1-byte mask instead of bits). The result is bit-identical to the unfused
     ``dropout(x) + residual`` of the same variant and seed (the dropout output is rounded to the
-    dtype before the add, as torch does). Elsewhere (CPU, Triton fallback, ``torch.compile``,
-    which fuses the add itself, ``standard``, ``packed_exact``, broadcasting residuals) it is
-    exactly the unfused expression.
+    dtype before the add, as torch does), gradients included. Elsewhere (CPU, Triton fallback,
+    ``torch.compile``, which fuses the add itself, ``standard``, ``packed_exact``, broadcasting
+    residuals, other dtype pairs) it is exactly the unfused expression.
 
     Shape:
         ``x`` and ``residual``: the same shape, or shapes that broadcast (then unfused).
+    Dtypes:
+        The same, or a float16/bfloat16 ``x`` with a float32 ``residual`` (the sum is float32, as torch
+        promotes it): BERT under autocast, where the residual comes from a LayerNorm autocast runs in float32.
     """
-    if (training and (variant == "packed" or variant == "seeded") and x.is_cuda
-            and type(p) is float and 0.0 < p < 1.0 and x.shape == residual.shape and x.dtype == residual.dtype):
+    if (training and (variant == "packed" or variant == "seeded") and x.is_cuda and type(p) is float
+            and 0.0 < p < 1.0 and x.shape == residual.shape and _fusable_dtypes(x.dtype, residual.dtype)):
         kernels = _native_kernels(x)
         if kernels is not None:
             return kernels.packed_add(x, residual, p) if variant == "packed" else kernels.seeded_add(x, residual, p)

@@ -35,9 +35,10 @@ template <> __device__ __forceinline__ double zero<double>() { return 0.0; }
 // rounded to T: exactly what the Triton kernel stores.
 template <typename T> __device__ __forceinline__ T scaled(T x, float scale) { return from_f<T>(to_f(x) * scale); }
 template <> __device__ __forceinline__ double scaled<double>(double x, float scale) { return x * (double)scale; }
-// a + b rounded to T, as torch's add computes it (fp32 for half types).
-template <typename T> __device__ __forceinline__ T add(T a, T b) { return from_f<T>(to_f(a) + to_f(b)); }
-template <> __device__ __forceinline__ double add<double>(double a, double b) { return a + b; }
+// d + r rounded to R, as torch's add computes a T plus an R (in fp32 for half types; R is T, or float32 for a
+// half-type d: torch's promotion under autocast, where BERT's residual comes from an fp32 LayerNorm).
+template <typename R, typename T> __device__ __forceinline__ R add(T d, R r) { return from_f<R>(to_f(d) + to_f(r)); }
+template <> __device__ __forceinline__ double add<double, double>(double d, double r) { return d + r; }
 
 struct Philox4 {
   uint32_t r[4];
@@ -64,32 +65,34 @@ struct alignas(4 * sizeof(T)) Vec4 {
   T v[4];
 };
 
-// y = keep ? x * scale : 0 (+ residual when ADD); the keep bits packed 8 per byte when STORE.
+// y = keep ? x * scale : 0 (+ residual when ADD); the keep bits packed 8 per byte when STORE. R: the residual's and
+// y's type when ADD (T, or float32 for half types), else T.
 // seed_ptr, when given, holds the seed on the device (CUDA-graph capture: a fresh seed per replay).
 // A thread takes 4 consecutive counters of its tile, so in each of the tile's 4 chunks it reads and
 // writes 4 consecutive elements (one vector access when VEC) and owns half a byte of the bits; the
 // loads are all issued before the Philox rounds, which then hide their latency.
-template <typename T, bool STORE, bool ADD, bool VEC>
+template <typename T, typename R, bool STORE, bool ADD, bool VEC>
 __global__ void __launch_bounds__(kThreads)
-    forward_kernel(const T* __restrict__ x, const T* __restrict__ residual, T* __restrict__ y,
+    forward_kernel(const T* __restrict__ x, const R* __restrict__ residual, R* __restrict__ y,
                    uint8_t* __restrict__ bits, int64_t n, const int64_t* __restrict__ seed_ptr, uint64_t seed,
                    int32_t threshold, float scale) {
   if (seed_ptr != nullptr) seed = (uint64_t)(*seed_ptr);
   const int64_t base = (int64_t)blockIdx.x * kTile;
   const int c0 = threadIdx.x * 4;  // this thread's first counter within the tile
   const bool full = VEC && base + kTile <= n;
-  Vec4<T> xv[4], rv[4];
+  Vec4<T> xv[4];
+  Vec4<R> rv[4];
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const int64_t e = base + j * kCounters + c0;
     if (full) {
       xv[j] = *reinterpret_cast<const Vec4<T>*>(x + e);
-      if (ADD) rv[j] = *reinterpret_cast<const Vec4<T>*>(residual + e);
+      if (ADD) rv[j] = *reinterpret_cast<const Vec4<R>*>(residual + e);
     } else {
 #pragma unroll
       for (int v = 0; v < 4; ++v) {
         xv[j].v[v] = e + v < n ? x[e + v] : zero<T>();
-        if (ADD) rv[j].v[v] = e + v < n ? residual[e + v] : zero<T>();
+        if (ADD) rv[j].v[v] = e + v < n ? residual[e + v] : zero<R>();
       }
     }
   }
@@ -103,18 +106,21 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const int64_t e = base + j * kCounters + c0;
-    Vec4<T> out;
+    Vec4<R> out;
     uint32_t nibble = 0;
 #pragma unroll
     for (int v = 0; v < 4; ++v) {
       const bool keep = e + v < n && (int32_t)(r[v][j] >> 1) >= threshold;
       nibble |= (uint32_t)keep << v;
-      T o = keep ? scaled<T>(xv[j].v[v], scale) : zero<T>();
-      if (ADD) o = add<T>(o, rv[j].v[v]);
-      out.v[v] = o;
+      const T o = keep ? scaled<T>(xv[j].v[v], scale) : zero<T>();  // torch rounds dropout's output to T first
+      if constexpr (ADD) {
+        out.v[v] = add<R>(o, rv[j].v[v]);
+      } else {
+        out.v[v] = o;  // R is T
+      }
     }
     if (full) {
-      *reinterpret_cast<Vec4<T>*>(y + e) = out;
+      *reinterpret_cast<Vec4<R>*>(y + e) = out;
     } else {
 #pragma unroll
       for (int v = 0; v < 4; ++v)
@@ -162,34 +168,46 @@ void by_dtype(int dtype, F&& f) {
   }
 }
 
-template <typename T, bool VEC>
-void launch_forward_typed(const T* x, const T* rs, T* y, uint8_t* bits, int64_t n, const int64_t* seed_ptr,
+template <typename T, typename R, bool VEC>
+void launch_forward_typed(const T* x, const R* rs, R* y, uint8_t* bits, int64_t n, const int64_t* seed_ptr,
                           uint64_t seed, int32_t threshold, float scale, cudaStream_t stream) {
   const unsigned grid = (unsigned)((n + kTile - 1) / kTile);
   if (bits != nullptr && rs != nullptr)
-    forward_kernel<T, true, true, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+    forward_kernel<T, R, true, true, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
   else if (bits != nullptr)
-    forward_kernel<T, true, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+    forward_kernel<T, R, true, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
   else if (rs != nullptr)
-    forward_kernel<T, false, true, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+    forward_kernel<T, R, false, true, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
   else
-    forward_kernel<T, false, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+    forward_kernel<T, R, false, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
 }
 
 bool aligned(const void* p, uintptr_t bytes) { return p == nullptr || (uintptr_t)p % bytes == 0; }
 
-void launch_forward(int dtype, const void* x, const void* residual, void* y, uint8_t* bits, int64_t n,
+template <typename T, typename R>
+void launch_forward_as(const void* x, const void* residual, void* y, uint8_t* bits, int64_t n, const int64_t* seed_ptr,
+                       uint64_t seed, int32_t threshold, float scale, cudaStream_t stream) {
+  const T* xs = static_cast<const T*>(x);
+  const R* rs = static_cast<const R*>(residual);
+  R* ys = static_cast<R*>(y);
+  if (aligned(x, 4 * sizeof(T)) && aligned(residual, 4 * sizeof(R)) && aligned(y, 4 * sizeof(R)))
+    launch_forward_typed<T, R, true>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale, stream);
+  else  // a tensor starting mid-vector (a storage offset): element by element
+    launch_forward_typed<T, R, false>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale, stream);
+}
+
+// out_dtype: y's (and the residual's) dtype code; dtype's, or float32 (0) for a half-type x with a residual.
+void launch_forward(int dtype, int out_dtype, const void* x, const void* residual, void* y, uint8_t* bits, int64_t n,
                     const int64_t* seed_ptr, uint64_t seed, int32_t threshold, float scale, cudaStream_t stream) {
   by_dtype(dtype, [&](auto tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    const T* xs = static_cast<const T*>(x);
-    const T* rs = static_cast<const T*>(residual);
-    T* ys = static_cast<T*>(y);
-    const uintptr_t bytes = 4 * sizeof(T);
-    if (aligned(x, bytes) && aligned(residual, bytes) && aligned(y, bytes))
-      launch_forward_typed<T, true>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale, stream);
-    else  // a tensor starting mid-vector (a storage offset): element by element
-      launch_forward_typed<T, false>(xs, rs, ys, bits, n, seed_ptr, seed, threshold, scale, stream);
+    if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
+      if (out_dtype == 0) {
+        launch_forward_as<T, float>(x, residual, y, bits, n, seed_ptr, seed, threshold, scale, stream);
+        return;
+      }
+    }
+    launch_forward_as<T, T>(x, residual, y, bits, n, seed_ptr, seed, threshold, scale, stream);
   });
 }
 

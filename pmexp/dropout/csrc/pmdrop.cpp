@@ -19,7 +19,7 @@
 #include <mutex>
 
 namespace pmdrop {
-void launch_forward(int dtype, const void* x, const void* residual, void* y, uint8_t* bits, int64_t n,
+void launch_forward(int dtype, int out_dtype, const void* x, const void* residual, void* y, uint8_t* bits, int64_t n,
                     const int64_t* seed_ptr, uint64_t seed, int32_t threshold, float scale, cudaStream_t stream);
 void launch_backward(int dtype, const void* grad, void* dx, const uint8_t* bits, int64_t n, float scale,
                      cudaStream_t stream);
@@ -66,14 +66,16 @@ Seed draw_seed(const at::Tensor& x) {
   return seed;
 }
 
-// y (and the bits when store_bits); x and residual contiguous, of one shape and dtype.
+// y (and the bits when store_bits); x and residual contiguous, of one shape; the residual of x's dtype, or
+// float32 for a half-type x (y then float32, as torch promotes the unfused add).
 std::pair<at::Tensor, at::Tensor> forward_impl(const at::Tensor& x, const at::Tensor* residual, const Seed& seed,
                                                double p, bool store_bits) {
   const int64_t n = x.numel();
-  at::Tensor y = at::empty(x.sizes(), x.options());
+  at::Tensor y = at::empty(x.sizes(), residual ? residual->options() : x.options());
   at::Tensor bits = at::empty({store_bits ? (n + 7) / 8 : 0}, x.options().dtype(at::kByte));
   if (n > 0) {
-    pmdrop::launch_forward(dtype_code(x), x.const_data_ptr(), residual ? residual->const_data_ptr() : nullptr,
+    pmdrop::launch_forward(dtype_code(x), dtype_code(y), x.const_data_ptr(),
+                           residual ? residual->const_data_ptr() : nullptr,
                            y.data_ptr(), store_bits ? bits.data_ptr<uint8_t>() : nullptr, n, seed.ptr(),
                            (uint64_t)seed.value, keep_threshold(p), scale_of(p),
                            c10::cuda::getCurrentCUDAStream().stream());
@@ -119,6 +121,7 @@ at::Tensor forward_node(AutogradContext* ctx, const at::Tensor& x, const at::Ten
     ctx->save_for_backward({bits});
   }
   ctx->saved_data["p"] = p;
+  ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
   return y;
 }
 
@@ -145,7 +148,11 @@ struct DropoutAdd : public torch::autograd::Function<DropoutAdd<kSeeded>> {
     return forward_node<kSeeded>(ctx, x, &residual, p);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    return {backward_node<kSeeded>(ctx, grads[0]), grads[0], at::Tensor()};
+    // A float32 sum of a half-type x: the unfused add hands dropout its gradient cast to x's dtype (autograd
+    // casts a gradient to its input's dtype), and so does this node, so the gradients match bit for bit.
+    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    const at::Tensor& grad = grads[0];
+    return {backward_node<kSeeded>(ctx, grad.scalar_type() == dtype ? grad : grad.to(dtype)), grad, at::Tensor()};
   }
 };
 
@@ -153,9 +160,11 @@ void check_inputs(const at::Tensor& x, const at::Tensor& residual, double p) {
   TORCH_CHECK(x.is_cuda(), "pmexp native dropout: expected a CUDA tensor");
   TORCH_CHECK(p > 0.0 && p < 1.0, "pmexp native dropout: p must lie in (0, 1), got ", p);
   if (residual.defined()) {
-    TORCH_CHECK(residual.sizes() == x.sizes() && residual.scalar_type() == x.scalar_type() &&
-                    residual.device() == x.device(),
-                "pmexp native dropout_add: residual must match x in shape, dtype and device");
+    const bool half = x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16;
+    const bool dtype_ok = residual.scalar_type() == x.scalar_type() || (half && residual.scalar_type() == at::kFloat);
+    TORCH_CHECK(residual.sizes() == x.sizes() && dtype_ok && residual.device() == x.device(),
+                "pmexp native dropout_add: residual must match x in shape and device, and in dtype (or be float32 "
+                "for a float16/bfloat16 x)");
   }
 }
 
