@@ -4,6 +4,8 @@
 # half-type x with a float32 residual. GPU tests first (the new bit-exactness tests), then MiniLM bf16 eager (host
 # cost, step-interleaved) and BERT-large B16 S512 eager (15 rounds). Run from the repo root by the device tool:
 #   export PMEXP_COMMIT=<sha> PMEXP_WHEELS=.carry/whl; bash runs/2026-11-30-eager-host/call5.sh
+# First run at 9533503: the extension did not build (torch builds with __CUDA_NO_BFLOAT16_CONVERSIONS__ and the
+# no-residual kernels were instantiated for a float32 y; call5-failed-build/), so no test ran; rerun at the fix.
 source runs/lanes.sh
 DEADLINE=$(( $(date +%s) + 560 ))
 python3 -m pmexp.dropout.native > "$OUT/logs/native.log" 2>&1

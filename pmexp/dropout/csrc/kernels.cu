@@ -172,14 +172,16 @@ template <typename T, typename R, bool VEC>
 void launch_forward_typed(const T* x, const R* rs, R* y, uint8_t* bits, int64_t n, const int64_t* seed_ptr,
                           uint64_t seed, int32_t threshold, float scale, cudaStream_t stream) {
   const unsigned grid = (unsigned)((n + kTile - 1) / kTile);
-  if (bits != nullptr && rs != nullptr)
+  if (bits != nullptr && rs != nullptr) {
     forward_kernel<T, R, true, true, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
-  else if (bits != nullptr)
-    forward_kernel<T, R, true, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
-  else if (rs != nullptr)
+  } else if (rs != nullptr) {
     forward_kernel<T, R, false, true, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
-  else
-    forward_kernel<T, R, false, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+  } else if constexpr (std::is_same_v<T, R>) {  // no residual: y is T (torch's build forbids implicit half casts)
+    if (bits != nullptr)
+      forward_kernel<T, T, true, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+    else
+      forward_kernel<T, T, false, false, VEC><<<grid, kThreads, 0, stream>>>(x, rs, y, bits, n, seed_ptr, seed, threshold, scale);
+  }
 }
 
 bool aligned(const void* p, uintptr_t bytes) { return p == nullptr || (uintptr_t)p % bytes == 0; }
