@@ -37,6 +37,31 @@ def test_dropout_add_broadcasts_and_evaluates_like_the_expression():
     assert torch.equal(out, dropout(x, 0.2, True, "seeded") + r)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_dropout_add_of_a_bf16_x_and_a_float32_residual_promotes_like_the_expression(variant):
+    # the pair BERT adds under autocast; on CUDA the fused kernel takes it (tests/test_native_gpu.py)
+    x = torch.randn(6, 10).bfloat16().requires_grad_(True)
+    r = torch.randn(6, 10, requires_grad=True)
+    results = []
+    for fused in (True, False):
+        torch.manual_seed(4)
+        out = dropout_add(x, r, 0.3, True, variant) if fused else dropout(x, 0.3, True, variant) + r
+        results.append((out, *torch.autograd.grad(out, (x, r), torch.ones(6, 10))))
+    for a, b in zip(*results, strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert [t.dtype for t in results[0]] == [torch.float32, torch.bfloat16, torch.float32]
+
+
+@pytest.mark.parametrize("x, residual, fused", [
+    (torch.float32, torch.float32, True), (torch.bfloat16, torch.bfloat16, True),
+    (torch.bfloat16, torch.float32, True), (torch.float16, torch.float32, True),
+    (torch.float32, torch.bfloat16, False), (torch.float16, torch.bfloat16, False),
+    (torch.float64, torch.float32, False),
+])
+def test_which_dtype_pairs_the_fused_kernel_takes(x, residual, fused):
+    assert fn._fusable_dtypes(x, residual) is fused
+
+
 def test_seed_is_a_device_tensor_from_the_generator_while_capturing(monkeypatch):
     """Under CUDA-graph capture an int seed would be baked into the graph: the seed must be a tensor drawn
     by a random op (replayed with fresh randomness), reproducible from torch's seed like eager draws."""
