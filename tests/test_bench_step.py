@@ -88,3 +88,8 @@ def test_markdown_adds_the_tempo_column_only_where_a_row_has_it():
     assert "| Tempo vs memory=none |" in text and "| 0.950 [0.940, 0.960] |" in text
     assert "| bert_large_512 | eager | packed | 100.00 | 160.0 | 1.000 [1.000, 1.000] |  | 1 |" in text
     assert "Tempo vs memory=none" not in to_markdown([row("standard")], [], [], env, {})
+
+
+def test_schedule_runs_each_variant_its_steps_in_blocks_or_alternating():
+    assert step.schedule(["a", "b"], 3, by_step=False) == ["a", "a", "a", "b", "b", "b"]
+    assert step.schedule(["a", "b"], 3, by_step=True) == ["a", "b", "a", "b", "a", "b"]

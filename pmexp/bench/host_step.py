@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from pmexp.bench.step import CELLS, CONTROL, VARIANTS, build_model, reference_variant, rotated, split_variant
+from pmexp.bench.step import CELLS, CONTROL, VARIANTS, build_model, reference_variant, rotated, schedule, split_variant
 from pmexp.experiment.envinfo import env_info
 
 __all__ = ["PHASES", "phased_step", "python_calls", "run", "main"]
@@ -139,10 +139,8 @@ def timed_rounds(steps: dict[str, Callable[[], tuple]], rounds: int, per_round: 
     medians: dict[str, list[tuple]] = {name: [] for name in steps}
     for round_ in range(rounds):
         order = rotated(list(steps), round_)
-        schedule = ([n for _ in range(per_round) for n in order] if by_step
-                    else [n for n in order for _ in range(per_round)])
         phases: dict[str, list[tuple]] = {name: [] for name in order}
-        for name in schedule:
+        for name in schedule(order, per_round, by_step):
             clock.owner = name
             phases[name].append(steps[name]())
         clock.owner = None

@@ -32,7 +32,9 @@ are the cell's noise floor, against which the other ratios are read. A suffix ``
 at batch ``B`` instead of the cell's (``standard@63 tempo:packed@85``: each at its largest batch
 under a memory cap, Tempo's second target); the ratio is then of throughput, the variant's seq/s over
 standard's in the same round (at equal batches that is standard's step time over the variant's).
-Each round runs the variants in an order rotated by one from the last.
+Each round runs the variants in an order rotated by one from the last. ``--interleave step``: within a
+round the variants alternate step by step, each step synced, which host-bound cells need (in blocks the
+H200 host's drift spread MiniLM's per-round ratios over 0.6-1.7, A/A included; runs/2026-11-30-eager-host).
 Writes ``step.json`` / ``step.md`` under ``--out``.
 """
 
@@ -222,6 +224,14 @@ def rotated(variants, round_: int) -> list:
     return [*variants[k:], *variants[:k]]
 
 
+def schedule(order: list, steps: int, by_step: bool) -> list:
+    """A round's run order for ``steps`` steps of each variant in ``order``: in blocks (A A ... B B ...), or
+    alternating step by step (A B ... A B ...), where a drift of the host's speed hits every variant alike.
+    Host-bound cells need the latter: in blocks of 20 steps the H200 host's drift spread per-round ratios over
+    0.6-1.7, A/A included; step by step MiniLM's A/A read 0.997 (runs/2026-11-30-eager-host)."""
+    return [v for _ in range(steps) for v in order] if by_step else [v for v in order for _ in range(steps)]
+
+
 def steps_per_round(step_s: float, steps: int, min_round_s: float) -> int:
     """At least ``steps``, and enough for a round to last ``min_round_s``: a host-bound 15 ms step in
     rounds of 6 read 1.043x and 0.898x for two identical paths (runs/2026-11-30-fuse-policy)."""
@@ -229,9 +239,10 @@ def steps_per_round(step_s: float, steps: int, min_round_s: float) -> int:
 
 
 def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int = 8,
-             min_round_s: float = 0.5) -> list[dict]:
+             min_round_s: float = 0.5, by_step: bool = False) -> list[dict]:
     """Interleave the variants' steps; one row per variant with its throughput and ratio to standard.
-    Rounds are ``steps`` steps, or more where that lasts under ``min_round_s`` (see :func:`steps_per_round`)."""
+    Rounds are ``steps`` steps, or more where that lasts under ``min_round_s`` (see :func:`steps_per_round`);
+    ``by_step``: the variants alternate step by step within a round, each step synced (:func:`schedule`)."""
     _, _, seq, batch, _ = CELLS[cell]
     peaks = {}
     torch._dynamo.reset()  # once per cell: a reset between variants would recompile the earlier ones
@@ -260,8 +271,16 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
     steps = steps_per_round(_sync_time(runners[reference], 2), steps, min_round_s)
     times: dict[str, list[float]] = {v: [] for v in variants}
     for round_ in range(reps):
-        for variant in rotated(variants, round_):  # A B C D, B C D A, ...
-            times[variant].append(_sync_time(runners[variant], steps))
+        order = rotated(variants, round_)  # A B C D, B C D A, ...
+        if not by_step:
+            for variant in order:
+                times[variant].append(_sync_time(runners[variant], steps))
+            continue
+        spent = dict.fromkeys(order, 0.0)
+        for variant in schedule(order, steps, by_step=True):
+            spent[variant] += _sync_time(runners[variant], 1)
+        for variant in order:
+            times[variant].append(spent[variant] / steps)
     rows = []
     batches = {v: split_batch(v)[1] or batch for v in variants}
 
@@ -416,7 +435,7 @@ def to_markdown(steps: list[dict], host: list[dict], ops: list[dict], env: dict,
     return "\n".join(lines) + "\n"
 
 def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=VARIANTS, reps: int = 5,
-        steps: int = 8, out: Path | None = None, min_round_s: float = 0.5) -> dict:
+        steps: int = 8, out: Path | None = None, min_round_s: float = 0.5, by_step: bool = False) -> dict:
     """Run the chosen parts; print Markdown and write ``step.json`` / ``step.md`` under ``out``."""
     if not torch.cuda.is_available():
         raise SystemExit("pmexp.bench step needs a CUDA device")
@@ -427,7 +446,8 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
         env["tempo_gelu"] = "native" if tempo_native.load() is not None else f"triton ({tempo_native.why_not()})"
     host = host_table() if "host" in parts else []
     ops = op_table() if "op" in parts else []
-    settings = {"reps": reps, "steps": steps, "min_round_s": min_round_s, "variants": list(variants)}
+    settings = {"reps": reps, "steps": steps, "min_round_s": min_round_s, "variants": list(variants),
+                "interleave": "step" if by_step else "round"}
     rows = []
 
     def save(echo: bool) -> None:
@@ -438,7 +458,7 @@ def run(parts=("host", "op", "step"), cells=tuple(CELLS), modes=MODES, variants=
     for cell in cells if "step" in parts else ():
         for mode in modes:
             try:
-                rows += run_cell(cell, mode, variants, reps, steps, min_round_s)
+                rows += run_cell(cell, mode, variants, reps, steps, min_round_s, by_step)
             except torch.OutOfMemoryError as error:
                 rows.append({"cell": cell, "mode": mode, "error": f"OOM: {error}"[:200]})
                 torch.cuda.empty_cache()
@@ -474,10 +494,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--min-round-s", type=float, default=0.5,
                         help="more steps a round where --steps of a cell's step last less (host-bound cells)")
+    parser.add_argument("--interleave", default="round", choices=["round", "step"],
+                        help="each variant's steps of a round in a block (default, the records' method), or the "
+                             "variants alternating step by step, each step synced (host-bound cells: MiniLM, SDPA)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
         reference_variant(args.variants)
     except ValueError as error:
         parser.error(str(error))
-    run(args.parts, args.cells, args.modes, args.variants, args.reps, args.steps, args.out, args.min_round_s)
+    run(args.parts, args.cells, args.modes, args.variants, args.reps, args.steps, args.out, args.min_round_s,
+        by_step=args.interleave == "step")
