@@ -196,7 +196,7 @@ def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path,
 
     from pmexp.bench import step
 
-    def fake_cell(cell, mode, variants, reps, steps, min_round_s):
+    def fake_cell(cell, mode, variants, reps, steps, min_round_s, by_step):
         if cell == "tinybert_512":
             raise KeyboardInterrupt  # what a deadline's SIGTERM handler or a crash looks like here
         return [{"cell": cell, "mode": mode, "variant": v, "seq_len": 128, "batch": 32, "step_ms_median": 10.0,
