@@ -41,7 +41,16 @@ from pathlib import Path
 
 import torch
 
-from pmexp.bench.step import CELLS, CONTROL, VARIANTS, build_model, reference_variant, rotated, schedule, split_variant
+from pmexp.bench.step import (
+    CELLS,
+    CONTROL,
+    VARIANTS,
+    build_cell_model,
+    reference_variant,
+    rotated,
+    schedule,
+    split_variant,
+)
 from pmexp.experiment.envinfo import env_info
 
 __all__ = ["PHASES", "phased_step", "python_calls", "run", "main"]
@@ -185,7 +194,7 @@ def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rou
     steps = {}
     torch._dynamo.reset()
     for name in variants:
-        model, inputs, dtype = build_model(cell, name, device, padded)
+        model, inputs, dtype = build_cell_model(cell, name, device, padded)
         compiled = {**inductor_options(split_variant(name)[1]), **(inductor or {})} if mode == "compiled" else None
         steps[name] = phased_step(model, inputs, dtype, torch.device(device), compiled)
         for _ in range(3):  # warm-up: allocator, autotuning, the C++ extension's first launch

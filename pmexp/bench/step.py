@@ -128,7 +128,7 @@ def memory_none_twin(name: str, variants) -> str | None:
     return twin if memory == "tempo" and twin in variants else None
 
 
-def build_model(cell: str, name: str, device: str = "cuda", padded: bool = False):
+def build_cell_model(cell: str, name: str, device: str = "cuda", padded: bool = False):
     """``cell``'s model with variant ``name`` applied, its batch and autocast dtype. ``padded``: a 2D padding
     mask (rows of 1/4 to all of the sequence), from which transformers builds the 4D mask in every forward,
     as in the trainer; else a fixed 4D mask (eager) or None (SDPA), which a CUDA graph can capture."""
@@ -163,7 +163,7 @@ def build_model(cell: str, name: str, device: str = "cuda", padded: bool = False
 def warm_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     """One training step of ``cell`` with ``variant`` in ``mode``, built and warmed up (compiled, in
     ``compiled`` mode); in ``graphed`` mode capturable but not yet captured (:func:`capture`)."""
-    model, inputs, dtype = build_model(cell, variant)
+    model, inputs, dtype = build_cell_model(cell, variant)
     autocast = dtype != torch.float32
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
                                   foreach=True)
