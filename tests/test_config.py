@@ -149,6 +149,7 @@ def test_typo_inside_a_yaml_file_fails_validation_naming_the_key():
     ("trainer.memory_cap_gb=inf", "trainer.memory_cap_gb"),
     ("trainer.num_workers=-1", "trainer.timing_warmup/num_workers"),
     ("data.max_train_samples=0", "data.max_train_samples"),
+    ("+trainer.inductor_options.combo_kernels=true", "trainer.inductor_options"),  # without trainer.compile
 ])
 def test_bad_values_fail_naming_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -217,3 +218,16 @@ def test_slurm_preset_builds_on_the_submitit_plugin():
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (1, 1, 1)
     assert launcher.signal_delay_s == 120  # a plugin default, kept
+
+
+def test_inductor_options_go_over_the_variants_and_unknown_ones_fail():
+    from pmexp.experiment.compiling import job_inductor_options
+
+    cfg = validate(compose_train("dropout=seeded", "trainer.compile=true",
+                                 "+trainer.inductor_options.combo_kernels=true",
+                                 "+trainer.inductor_options.realize_opcount_threshold=60"))
+    assert job_inductor_options(cfg) == {"realize_opcount_threshold": 60, "combo_kernels": True}  # the user's win
+    assert job_inductor_options(validate(compose_train("dropout=seeded", "trainer.compile=true"))) == {
+        "realize_opcount_threshold": 52}
+    with pytest.raises(ConfigError, match=r"trainer\.inductor_options\.combo_kernel\b.*not an Inductor option"):
+        validate(compose_train("trainer.compile=true", "+trainer.inductor_options.combo_kernel=true"))

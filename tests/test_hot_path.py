@@ -231,6 +231,9 @@ def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(mak
     threshold = SEEDED_INDUCTOR_OPTIONS["realize_opcount_threshold"]
     assert seeded["inductor_options"] == f"realize_opcount_threshold={threshold}"
     assert packed["inductor_options"] is None and eager["inductor_options"] is None
+    combo = config_summary(make_cfg("dropout=seeded", "trainer.compile=true",
+                                    "+trainer.inductor_options.combo_kernels=true"))
+    assert combo["inductor_options"] == f"realize_opcount_threshold={threshold},combo_kernels=True"  # the user's too
 
 
 def test_profile_step_counts_kernels_not_annotated_ranges():

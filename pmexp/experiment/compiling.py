@@ -14,10 +14,21 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch._dynamo.utils import counters
 
-__all__ = ["CompileWatch", "compile_fresh"]
+from pmexp.dropout.traced import inductor_options
+
+__all__ = ["CompileWatch", "compile_fresh", "job_inductor_options"]
+
+
+def job_inductor_options(cfg: DictConfig) -> dict[str, Any]:
+    """The Inductor options a compiled job runs with: what its dropout variant needs
+    (``pmexp.dropout.traced.inductor_options``), then ``trainer.inductor_options`` over them; none off Inductor."""
+    if cfg.trainer.compile_backend != "inductor":
+        return {}
+    return {**inductor_options(cfg.dropout.variant), **OmegaConf.to_container(cfg.trainer.inductor_options)}
 
 
 def compile_fresh(module: nn.Module, backend: str = "inductor", mode: str = "default",
@@ -27,7 +38,7 @@ def compile_fresh(module: nn.Module, backend: str = "inductor", mode: str = "def
     ``mode="reduce-overhead"`` (inductor) replays the compiled graphs as CUDA graphs: no host cost per
     kernel, fixed shapes (pad the data to ``seq_len``). PM-Drop's compiled variants draw their seeds on the
     device, so every replay draws fresh masks. ``options``: Inductor options on top of the mode's
-    (``pmexp.dropout.traced.inductor_options`` gives what a dropout variant needs).
+    (:func:`job_inductor_options` gives a job's: what its dropout variant needs, and ``trainer.inductor_options``).
     """
     torch._dynamo.reset()
     if backend != "inductor":  # modes and options are Inductor's

@@ -109,6 +109,7 @@ class TrainerConfig:
     compile: bool = False
     compile_backend: str = "inductor"
     compile_mode: str = "default"
+    inductor_options: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     eval: bool = True
     log_every: int = 10
@@ -318,6 +319,21 @@ def _check_optimization(t: DictConfig) -> None:
         _fail("trainer.memory_cap_gb", t.memory_cap_gb, "a positive number of GB, or null for no cap")
 
 
+def _check_inductor_options(t: DictConfig) -> None:
+    """trainer.inductor_options: Inductor's own option names, and only where Inductor compiles."""
+    if not t.inductor_options:
+        return
+    if not t.compile or t.compile_backend != "inductor":
+        _fail("trainer.inductor_options", dict(t.inductor_options), "they apply to Inductor's compile: add "
+              "trainer.compile=true (with trainer.compile_backend=inductor), or drop them")
+    import torch._inductor.config as inductor_config
+
+    for key in t.inductor_options:
+        if not hasattr(inductor_config, key):
+            _fail(f"trainer.inductor_options.{key}", t.inductor_options[key], "not an Inductor option (a name in "
+                  "torch._inductor.config), e.g. +trainer.inductor_options.combo_kernels=true")
+
+
 def _check_execution(c: DictConfig) -> None:
     """trainer: device, compilation, injected fault and the multi-process strategy."""
     t = c.trainer
@@ -330,6 +346,7 @@ def _check_execution(c: DictConfig) -> None:
               "a new shape per batch (a graph recorded for each): add data.pad_to_seq_len=true")
     if t.compile_backend not in COMPILE_BACKENDS:
         _fail("trainer.compile_backend", t.compile_backend, f"pick one of {COMPILE_BACKENDS}")
+    _check_inductor_options(t)
     if t.fault not in FAULTS:
         _fail("trainer.fault", t.fault, "pick trainer.fault=null (no fault), oom, sigterm, nan or kill9")
     if t.strategy not in STRATEGIES:

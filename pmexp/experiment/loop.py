@@ -29,9 +29,8 @@ from omegaconf import DictConfig
 from torch.distributed.optim import ZeroRedundancyOptimizer
 from transformers import get_linear_schedule_with_warmup
 
-from pmexp.dropout.traced import inductor_options
 from pmexp.experiment import data, metrics, models
-from pmexp.experiment.compiling import CompileWatch, compile_fresh
+from pmexp.experiment.compiling import CompileWatch, compile_fresh, job_inductor_options
 from pmexp.experiment.distributed import (
     SHARDED,
     DistInfo,
@@ -153,7 +152,7 @@ def build_job(cfg: DictConfig, info: DistInfo, recorder: Recorder) -> Job:
     ddp = data_parallel(info, model)  # ddp/zero1: broadcasts rank 0's parameters; backward averages gradients
     fwd, watch = ddp or model, None
     if t.compile:
-        options = inductor_options(cfg.dropout.variant)  # seeded: the realize threshold its hash needs
+        options = job_inductor_options(cfg)  # seeded: the realize threshold its hash needs; the user's on top
         fwd, watch = compile_fresh(fwd, t.compile_backend, t.compile_mode, options), CompileWatch()
     return Job(
         cfg=cfg, info=info, task=task_of(cfg), model=model, fwd=fwd, ddp=ddp, watch=watch, params=params,

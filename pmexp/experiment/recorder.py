@@ -22,8 +22,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from pmexp.dropout.traced import inductor_options, use_traced
+from pmexp.dropout.traced import use_traced
 from pmexp.experiment.callbacks import hydra_runtime
+from pmexp.experiment.compiling import job_inductor_options
 from pmexp.experiment.config import config_warnings
 from pmexp.experiment.distributed import DistInfo
 from pmexp.experiment.metrics import StepTimer
@@ -49,7 +50,7 @@ def config_summary(cfg: DictConfig) -> dict[str, Any]:
         fuse=cfg.dropout.fuse if surgery else None,
     )
     if cfg.trainer.compile:
-        options = inductor_options(cfg.dropout.variant) if cfg.trainer.compile_backend == "inductor" else {}
+        options = job_inductor_options(cfg)
         summary.update(compiled_dropout="traced" if use_traced() else "custom_op",
                        compile_backend=cfg.trainer.compile_backend,
                        inductor_options=",".join(f"{k}={v}" for k, v in options.items()) or None)
