@@ -241,13 +241,13 @@ def test_profile_step_counts_kernels_not_annotated_ranges():
     range (the optimizer's) overlaps its kernels; counted, it read 2 ms a step too many on the H200."""
     from types import SimpleNamespace as Event
 
-    from pmexp.bench.profile_step import _kernel_totals
+    from pmexp.bench.profile_step import kernel_totals
 
     cuda, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
     events = [Event(device_type=cuda, is_user_annotation=False, self_device_time_total=5.0, count=3),
               Event(device_type=cuda, is_user_annotation=True, self_device_time_total=100.0, count=1),
               Event(device_type=cpu, is_user_annotation=False, self_device_time_total=7.0, count=9)]
-    assert _kernel_totals(events) == (5.0, 3)
+    assert kernel_totals(events) == (5.0, 3)
 
 
 def test_profile_step_names_the_calls_that_stall_a_step():

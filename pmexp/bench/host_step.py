@@ -41,11 +41,13 @@ from pathlib import Path
 
 import torch
 
+from pmexp.bench.profile_step import kernel_totals
 from pmexp.bench.step import (
     CELLS,
     CONTROL,
     VARIANTS,
     build_cell_model,
+    ratio_stats,
     reference_variant,
     rotated,
     schedule,
@@ -84,8 +86,8 @@ def phased_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype, device
     return step
 
 
-def python_calls(step: Callable[[], object], steps: int = 2) -> tuple[float, float, collections.Counter]:
-    """Python function calls and builtin calls a step, and the Python calls per function (``file:line name``)."""
+def python_calls(step: Callable[[], object], steps: int = 2) -> tuple[float, float, dict[str, float]]:
+    """Python function calls and builtin calls a step, and the Python calls a step per function (``file:line name``)."""
     functions: collections.Counter = collections.Counter()
     builtins = [0]
 
@@ -102,7 +104,7 @@ def python_calls(step: Callable[[], object], steps: int = 2) -> tuple[float, flo
             step()
     finally:
         sys.setprofile(None)
-    return sum(functions.values()) / steps, builtins[0] / steps, functions
+    return sum(functions.values()) / steps, builtins[0] / steps, {k: n / steps for k, n in functions.items()}
 
 
 def kernels_and_ops(step: Callable[[], object], steps: int = 2) -> tuple[float, float]:
@@ -113,11 +115,9 @@ def kernels_and_ops(step: Callable[[], object], steps: int = 2) -> tuple[float, 
     with profile(activities=activities) as prof:
         for _ in range(steps):
             step()
-    cuda = torch.autograd.DeviceType.CUDA
-    events = [e for e in prof.events() if not e.is_user_annotation]
-    kernels = sum(1 for e in events if e.device_type == cuda)
-    ops = sum(1 for e in events if e.device_type != cuda)
-    return kernels / steps, ops / steps
+    events = prof.key_averages()
+    ops = sum(e.count for e in events if e.device_type != torch.autograd.DeviceType.CUDA and not e.is_user_annotation)
+    return kernel_totals(events)[1] / steps, ops / steps
 
 
 class GcClock:
@@ -160,8 +160,7 @@ def timed_rounds(steps: dict[str, Callable[[], tuple]], rounds: int, per_round: 
 
 def _ratios(variant: list[tuple], reference: list[tuple], i: int, inverse: bool = False) -> dict:
     """Per round, the variant's phase time over the reference's (``inverse``: the reference's over the variant's)."""
-    ratios = [(r[i] / v[i]) if inverse else (v[i] / r[i]) for v, r in zip(variant, reference, strict=True)]
-    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    return ratio_stats([(r[i] / v[i]) if inverse else (v[i] / r[i]) for v, r in zip(variant, reference, strict=True)])
 
 
 def _count_rows(steps: dict[str, Callable[[], tuple]], reference: str, top: int) -> dict[str, dict]:
@@ -175,7 +174,7 @@ def _count_rows(steps: dict[str, Callable[[], tuple]], reference: str, top: int)
     base = counted[reference]["functions"]
     for row in counted.values():
         keys = set(base) | set(row["functions"])
-        diff = {k: (row["functions"][k] - base[k]) / 2 for k in keys}  # python_calls counts 2 steps
+        diff = {k: row["functions"].get(k, 0) - base.get(k, 0) for k in keys}
         row["most_different"] = sorted(((k, d) for k, d in diff.items() if d), key=lambda kd: -abs(kd[1]))[:top]
         del row["functions"]
     return counted

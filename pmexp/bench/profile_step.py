@@ -42,7 +42,7 @@ def _host_and_wall_ms(step, steps: int) -> tuple[float, float]:
     return statistics.median(host), statistics.median(wall)
 
 
-def _kernel_totals(events) -> tuple[float, int]:
+def kernel_totals(events) -> tuple[float, int]:
     """Device time of the kernels (us) and how many ran, as the table's footer counts them: not the
     GPU spans of ``record_function`` ranges (``Optimizer.step#AdamW.step`` is one), which overlap the
     kernels and whose length is the range's, not work (the first H200 run counted one as 2 ms a step).
@@ -72,7 +72,7 @@ def profile_variant(cell: str, variant: str, mode: str, steps: int = 5, rows: in
             step()
         torch.cuda.synchronize()
     events = prof.key_averages()
-    device, launches = _kernel_totals(events)
+    device, launches = kernel_totals(events)
     print(f"\n## {cell} {mode} {variant}: wall {wall:.2f} ms/step unprofiled (host issues it in {host:.2f}), "
           f"device {device / steps / 1e3:.2f} ms/step of kernels, {launches / steps:.0f} kernels a step; {steps} steps")
     print(f"stalling runtime calls a step: {_stalls(events, steps)}")

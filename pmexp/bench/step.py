@@ -213,7 +213,7 @@ def _replay(graph: torch.cuda.CUDAGraph, keep_alive: Callable[[], None]) -> None
     graph.replay()
 
 
-def _ratio_stats(ratios: list[float]) -> dict:
+def ratio_stats(ratios: list[float]) -> dict:
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "n": len(ratios)}
 
 
@@ -285,7 +285,7 @@ def run_cell(cell: str, mode: str, variants=VARIANTS, reps: int = 5, steps: int 
     batches = {v: split_batch(v)[1] or batch for v in variants}
 
     def round_ratios(against: str, variant: str) -> dict:  # median [min, max] of the per-round seq/s ratios
-        return _ratio_stats([throughput_ratio(s, batches[against], t, batches[variant])
+        return ratio_stats([throughput_ratio(s, batches[against], t, batches[variant])
                              for s, t in zip(times[against], times[variant], strict=True)])
 
     for variant in variants:
