@@ -87,7 +87,31 @@ def _fused_forward(x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bi
     """The fused kernel: a direct launch in eager mode, the registered custom op when traced."""
     if isinstance(seed, torch.Tensor):
         return torch.ops.pmexp.fused_dropout(x, seed, p, store_bits)
+    _warm_device_seed_kernel(x, p, store_bits)
     return _kernels().forward(x, seed, p, store_bits)
+
+
+_WARM_DEVICE_SEED: set = set()
+
+
+def _specialized(value: int) -> int:
+    """How Triton specializes an int argument: 1, divisible by 16, or neither (a pointer: 16-byte aligned)."""
+    return 1 if value == 1 else 16 if value % 16 == 0 else 0
+
+
+def _warm_device_seed_kernel(x: torch.Tensor, p: float, store_bits: bool) -> None:
+    """Compile (and load) the device-seed kernel CUDA-graph capture launches, once per specialization, in
+    eager mode. Triton compiles a kernel on its first launch, and the seed read from memory is another
+    kernel than an int seed; compiled for the first time inside a capture it broke the capture (H200, a
+    fresh machine: runs/2026-11-30-eager-host, section 5). The throwaway launch costs one kernel, once."""
+    from pmexp.dropout.kernels import keep_threshold
+
+    key = (x.device, x.dtype, store_bits, _specialized(x.numel()), _specialized(keep_threshold(p)),
+           _specialized(x.data_ptr()))
+    if key in _WARM_DEVICE_SEED:
+        return
+    _WARM_DEVICE_SEED.add(key)
+    _kernels().forward(x, torch.zeros(1, dtype=torch.int64, device=x.device), p, store_bits)
 
 
 def _bits_backward(grad: torch.Tensor, bits: torch.Tensor, p: float, out_dtype: torch.dtype | None = None,
