@@ -159,14 +159,42 @@ def test_standard_is_torch_dropout_when_compiled():
     assert torch.equal(a, F.dropout(x, P))
 
 
+@functools.cache
+def _stand_in_native_bits() -> torch.library.Library:
+    """A CPU op standing in for ``pmexp_native::philox_bits`` (C++/CUDA, which no CPU can run): its schema, its
+    tag, its output (the bits, then the bytes 0..7) and its registration for tracing (fake kernel, random op)."""
+    from pmexp.dropout.traced import draw_bits, register_random_draw
+
+    lib = torch.library.Library("pmexp_test", "FRAGMENT")
+    lib.define("bits_then_shifts(Tensor x, float p) -> Tensor", tags=(torch.Tag.nondeterministic_seeded,))
+    lib.impl("bits_then_shifts", lambda x, p: torch.cat([draw_bits(x.numel(), p, x.device),
+                                                          torch.arange(8, dtype=torch.uint8)]), "CPU")
+    torch.library.register_fake("pmexp_test::bits_then_shifts", lib=lib)(
+        lambda x, p: x.new_empty(((x.numel() + 7) // 8 + 8,), dtype=torch.uint8))
+    register_random_draw(torch.ops.pmexp_test.bits_then_shifts)
+    return lib
+
+
+@pytest.fixture
+def stand_in_native(monkeypatch):
+    """Compiled packed takes its native path (:func:`pmexp.dropout.traced._native_keep`) with the stand-in op."""
+    from pmexp.dropout import traced
+
+    _stand_in_native_bits()
+    monkeypatch.setattr(traced, "_native_draws", lambda x: True)
+    monkeypatch.setattr(traced, "_native_bits", lambda x, p: torch.ops.pmexp_test.bits_then_shifts(x.detach(), p))
+
+
 @functools.cache  # each compile takes seconds on a CPU; several tests read the same variant
-def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: bool = False, device: str = "cpu") -> dict:
+def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: bool = False, device: str = "cpu",
+                         native: bool = False) -> dict:
     """What a compiled tiny BERT keeps for backward. ``fresh_bits``: `packed` draws its bits in rows
-    of 8 (:func:`pmexp.dropout.traced.draw_bits`, its path without Triton) instead of packing torch's CPU mask."""
+    of 8 (:func:`pmexp.dropout.traced.draw_bits`, its path without Triton) instead of packing torch's CPU mask.
+    ``native``: as on CUDA with the C++ extension, from the stand-in op (the caller patches it in)."""
     transformers = pytest.importorskip("transformers")
     from pmexp.dropout import apply, traced
 
-    if fresh_bits:
+    if fresh_bits or native:
         original = traced.packed_traced
         traced.packed_traced = lambda x, p, exact=True: original(x, p, exact=False)
         try:
@@ -322,3 +350,37 @@ def test_compiled_seeded_backward_stores_nothing_standard_does_not():
     assert "bool" in standard[0] and "bool" not in seeded[0] and len(seeded[0]) < len(standard[0])
     torch._dynamo.reset()
     assert len(_realized_probs_buffers(lambda t: dropout(t, P, True, "seeded"))[1]) > len(standard[1])
+
+
+def _tiny_bert_dropout_bytes() -> int:
+    """The native op's output bytes (bits, then 8 shifts) summed over _compiled_bert_saved's dropouts: batch 8 x
+    128 tokens, hidden 64, 4 heads, 2 layers; embeddings, per layer attention probabilities, attention output and
+    feed-forward output, and the classifier's pooled input."""
+    hidden, probs, pooled = 8 * 128 * 64, 8 * 4 * 128 * 128, 8 * 64
+    return sum((n + 7) // 8 + 8 for n in [hidden, *[probs, hidden, hidden] * 2, pooled])
+
+
+def test_compiled_bert_native_packed_keeps_the_ops_output_alone(stand_in_native):
+    """On CUDA with the C++ extension, compiled packed's draw is one op whose output carries the bits and the
+    8 shifts: a compiled BERT keeps exactly those outputs for its mask (no unpacked mask, no shift buffer of its
+    own) and otherwise what compiled standard keeps."""
+    standard, native = _compiled_bert_saved("standard"), _compiled_bert_saved("packed", native=True)
+    assert native["saved_bytes_by_dtype"].get("uint8", 0) == _tiny_bert_dropout_bytes()
+    assert native["saved_bytes_by_dtype"].get("bool", 0) < 16 * 1024  # as in the tests above: no mask
+    assert abs(native["saved_activation_bytes"] - standard["saved_activation_bytes"]) < standard["saved_mask_bytes"] / 8
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_compiled_native_draws_of_one_tensor_stay_two_draws(stand_in_native, monkeypatch, registered):
+    """Two dropouts of one tensor draw two masks in a compiled training graph. AOTAutograd's CSE merges equal
+    calls of any op outside its list of random ops (the control: with the op taken off that list, one mask)."""
+    from torch._functorch import compile_utils
+
+    from pmexp.dropout.traced import packed_traced
+
+    if not registered:
+        monkeypatch.setattr(compile_utils, "rand_ops", [op for op in compile_utils.rand_ops
+                                                        if op is not torch.ops.pmexp_test.bits_then_shifts])
+    x = torch.ones(4096, requires_grad=True)
+    a, b = torch.compile(lambda t: (packed_traced(t, 0.5, exact=False), packed_traced(t, 0.5, exact=False)))(x)
+    assert torch.equal(a != 0, b != 0) != registered

@@ -119,9 +119,21 @@ def test_opcheck_custom_ops():
     assert torch.equal(torch.ops.pmexp.philox_bits(seed, 3000, 0.2), bits)  # the fused forward's stream
 
 
-def test_compiled_packed_draws_fresh_bits_each_call():
-    """Compiled `packed` on CUDA draws its bits with ``pmexp::philox_bits`` from a seed drawn in the
-    graph: each call a new mask, kept at 1 - p."""
+@pytest.fixture(params=["native", "triton"])
+def compiled_draw(request, monkeypatch):
+    """Compiled packed's draw on CUDA: the C++ op (where the extension builds) or the Triton kernel."""
+    from pmexp.dropout import native, traced
+
+    if request.param == "triton":
+        monkeypatch.setattr(traced, "_native_draws", lambda x: False)
+    elif native.load() is None:
+        pytest.skip(f"no C++ extension here: {native.why_not()}")
+    return request.param
+
+
+def test_compiled_packed_draws_fresh_bits_each_call(compiled_draw):
+    """Compiled `packed` on CUDA draws its bits with ``pmexp_native::philox_bits`` (or ``pmexp::philox_bits``
+    from a seed drawn in the graph): each call a new mask, kept at 1 - p."""
     torch._dynamo.reset()
     fn = torch.compile(lambda t: dropout(t, 0.3, True, "packed"), fullgraph=True)
     x = torch.ones(1 << 20, device="cuda")
@@ -131,7 +143,7 @@ def test_compiled_packed_draws_fresh_bits_each_call():
     assert not torch.equal(first, second)
 
 
-def test_compiled_packed_fresh_bits_with_dynamic_shapes():
+def test_compiled_packed_fresh_bits_with_dynamic_shapes(compiled_draw):
     """Unpadded batches change shape from step to step, and Dynamo then compiles with symbolic sizes:
     ``pmexp::philox_bits`` gets a symbolic element count (its grid too). Mask and gradient agree."""
     torch._dynamo.reset()

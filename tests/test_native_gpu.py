@@ -211,3 +211,75 @@ def test_checkpointing_replays_the_native_mask(ext):
     y2 = layer(x2.view(64, -1))
     y2.sum().backward()
     assert torch.equal(y, y2) and torch.equal(x.grad, x2.grad)
+
+
+def test_philox_bits_op_draws_from_the_cuda_generator_then_the_shifts(ext):
+    """``pmexp_native::philox_bits`` (compiled packed's draw): the bits at 1 - p, the padding bits 0, then the
+    bytes 0..7; a fresh draw per call; the same draw again from a restored CUDA generator state (compiled
+    activation checkpointing restores that state to recompute the op in backward)."""
+    from pmexp.masks.bits import unpack_bits_torch
+
+    p, x = 0.3, torch.empty(100_003, device="cuda")
+    nbytes = (x.numel() + 7) // 8
+    state = torch.cuda.get_rng_state()
+    a, b = torch.ops.pmexp_native.philox_bits(x, p), torch.ops.pmexp_native.philox_bits(x, p)
+    torch.cuda.set_rng_state(state)
+    assert torch.equal(torch.ops.pmexp_native.philox_bits(x, p), a) and not torch.equal(a, b)
+    assert a.shape == (nbytes + 8,) and a[nbytes:].tolist() == list(range(8))
+    assert a[nbytes - 1].item() >> (x.numel() % 8) == 0  # the last byte's padding bits
+    keep = unpack_bits_torch(a[:nbytes], x.numel())
+    assert abs(keep.double().mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / x.numel())
+    torch.library.opcheck(torch.ops.pmexp_native.philox_bits.default, (x, p),
+                          test_utils=("test_schema", "test_faketensor"))  # random: no eager-vs-traced equality
+
+
+def _checked_masks(fn, x, steps):
+    """Per step: the output's zero pattern, asserted equal to the gradient's (backward used the forward's mask)."""
+    masks = []
+    for _ in range(steps):
+        xi = x.detach().clone().requires_grad_(True)
+        y = fn(xi)
+        y.backward(torch.ones_like(y))
+        assert torch.equal(y != 0, xi.grad != 0)
+        masks.append((y != 0).clone())
+    return masks
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+@pytest.mark.parametrize("draw", ["native", "triton"])
+def test_compiled_reduce_overhead_draws_fresh_masks(ext, monkeypatch, variant, draw):
+    """torch.compile(mode="reduce-overhead") replays the step as a CUDA graph: every replay a fresh mask at 1 - p,
+    and backward the forward's mask (packed's draw from the C++ op or the Triton kernel; seeded's from randint)."""
+    from pmexp.dropout import traced
+
+    if draw == "triton":
+        monkeypatch.setattr(traced, "_native_draws", lambda x: False)
+    elif variant == "seeded":
+        pytest.skip("seeded has one compiled draw (randint and a hash)")
+    torch._dynamo.reset()
+    p, x = 0.25, torch.rand(1 << 16, device="cuda") + 0.5
+    fn = torch.compile(lambda t: dropout(t, p, True, variant), mode="reduce-overhead", fullgraph=True)
+    masks = _checked_masks(fn, x, 6)[2:]  # the first steps warm up and record
+    assert all(abs(1 - m.double().mean().item() - p) < 6 * math.sqrt(p * (1 - p) / x.numel()) for m in masks)
+    assert all(not torch.equal(a, b) for i, a in enumerate(masks) for b in masks[i + 1:]), "a replay repeated a mask"
+
+
+@pytest.mark.parametrize("draw", ["native", "triton"])
+def test_compiled_checkpointing_recomputes_the_forwards_mask(ext, monkeypatch, draw):
+    """Compiled activation checkpointing recomputes a checkpointed region in backward, the random draw included
+    (AOTAutograd restores the CUDA generator around ops tagged nondeterministic_seeded): a draw from any other
+    generator would give backward another mask, a wrong gradient no error reports."""
+    from torch.utils.checkpoint import checkpoint
+
+    from pmexp.dropout import traced
+
+    if draw == "triton":
+        monkeypatch.setattr(traced, "_native_draws", lambda x: False)
+    torch._dynamo.reset()
+    region = lambda u: dropout(u, 0.3, True, "packed").sin()  # noqa: E731  (sin(0) = 0: the mask shows)
+    fn = torch.compile(lambda t: checkpoint(region, t, use_reentrant=False), fullgraph=True)
+    for _ in range(3):
+        x = torch.randn(1 << 16, device="cuda", requires_grad=True)
+        y = fn(x)
+        (g,) = torch.autograd.grad(y.sum(), x)
+        assert torch.equal(g != 0, y != 0)

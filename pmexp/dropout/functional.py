@@ -100,10 +100,12 @@ def _specialized(value: int) -> int:
 
 
 def _warm_device_seed_kernel(x: torch.Tensor, p: float, store_bits: bool) -> None:
-    """Compile (and load) the device-seed kernel CUDA-graph capture launches, once per specialization, in
-    eager mode. Triton compiles a kernel on its first launch, and the seed read from memory is another
-    kernel than an int seed; compiled for the first time inside a capture it broke the capture (H200, a
-    fresh machine: runs/2026-11-30-eager-host, section 5). The throwaway launch costs one kernel, once."""
+    """Load, in eager mode, the kernels CUDA-graph capture launches: torch's randint (the seed drawn on the
+    device) and the device-seed Triton kernel, once per specialization. CUDA loads a kernel's module at its
+    first launch, which a capture forbids: on a fresh H200 the first capture failed ("operation failed due to
+    a previous error during capture", runs/2026-11-30-compiled-native; the C++ path warms randint the same
+    way). The seed comes from a throwaway generator (the default one is left as it was); two throwaway
+    launches, once."""
     from pmexp.dropout.kernels import keep_threshold
 
     key = (x.device, x.dtype, store_bits, _specialized(x.numel()), _specialized(keep_threshold(p)),
@@ -111,7 +113,8 @@ def _warm_device_seed_kernel(x: torch.Tensor, p: float, store_bits: bool) -> Non
     if key in _WARM_DEVICE_SEED:
         return
     _WARM_DEVICE_SEED.add(key)
-    _kernels().forward(x, torch.zeros(1, dtype=torch.int64, device=x.device), p, store_bits)
+    seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64, generator=torch.Generator(x.device))
+    _kernels().forward(x, seed, p, store_bits)
 
 
 def _bits_backward(grad: torch.Tensor, bits: torch.Tensor, p: float, out_dtype: torch.dtype | None = None,

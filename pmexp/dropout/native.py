@@ -80,8 +80,24 @@ def build(name: str, csrc: Path, sources: Sequence[str], fallback: str) -> Modul
 @functools.cache
 def load() -> ModuleType | None:
     """The dropout extension (see :func:`build`), or None (then packed and seeded run their Triton kernels)."""
-    return build("pmexp_native", Path(__file__).with_name("csrc"), _SOURCES,
-                 "packed and seeded use the Triton kernels (slower on the host)")
+    module = build("pmexp_native", Path(__file__).with_name("csrc"), _SOURCES,
+                   "packed and seeded use the Triton kernels (slower on the host)")
+    if module is not None:
+        _make_traceable()
+    return module
+
+
+def _make_traceable() -> None:
+    """What torch.compile needs to call ``pmexp_native::philox_bits`` (compiled packed's draw, defined in C++):
+    its output's shape without running it, and a place among AOTAutograd's random ops."""
+    from pmexp.dropout.traced import register_random_draw
+
+    torch.library.register_fake("pmexp_native::philox_bits")(_philox_bits_fake)
+    register_random_draw(torch.ops.pmexp_native.philox_bits)
+
+
+def _philox_bits_fake(x: torch.Tensor, p: float) -> torch.Tensor:
+    return x.new_empty(((x.numel() + 7) // 8 + 8,), dtype=torch.uint8)  # the bits, then the 8 shifts
 
 
 def why_not(name: str = "pmexp_native") -> str | None:

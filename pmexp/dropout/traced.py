@@ -48,7 +48,8 @@ from torch.utils.checkpoint import checkpoint
 
 from pmexp.masks.bits import pack_bits_torch, unpack_bits_torch
 
-__all__ = ["use_traced", "inductor_options", "draw_bits", "packed_traced", "seeded_traced", "hash_keep"]
+__all__ = ["use_traced", "inductor_options", "draw_bits", "packed_traced", "seeded_traced", "hash_keep",
+           "register_random_draw"]
 
 _M32 = 0xFFFFFFFF
 # Inductor stores (realizes) a pointwise value that two places read once it has more than
@@ -112,6 +113,42 @@ def _fresh_bits(x: torch.Tensor, p: float) -> torch.Tensor:
     return draw_bits(x.numel(), p, x.device)
 
 
+def _native_keep(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep mask of ``x`` from the C++ op ``pmexp_native::philox_bits``: the bits, then the 8 bytes 0..7 that
+    unpacking shifts by. The shifts come out of the op so that no graph builds them: built per call they cost
+    a kernel and a saved buffer each, shared they stop the partitioner recomputing the mask (the module
+    docstring); slices of the op's output are neither, so the op's output is all a call keeps for backward."""
+    drawn = _native_bits(x, p)
+    bits, shifts = drawn[:-8], drawn[-8:]
+    return ((bits.reshape(-1, 1) >> shifts) & 1).reshape(-1)[: x.numel()].view(x.shape) != 0
+
+
+def _native_draws(x: torch.Tensor) -> bool:
+    """Whether compiled packed draws ``x``'s bits with the C++ op (CUDA, the extension built)."""
+    return x.device.type == "cuda" and _native_bits_available()
+
+
+def _native_bits(x: torch.Tensor, p: float) -> torch.Tensor:
+    return torch.ops.pmexp_native.philox_bits(x.detach(), p)
+
+
+@torch.compiler.assume_constant_result  # decided once per trace, outside it (a build is not traceable)
+def _native_bits_available() -> bool:
+    from pmexp.dropout import native
+
+    return native.load() is not None
+
+
+def register_random_draw(op: torch._ops.OpOverloadPacket) -> None:
+    """Keep AOTAutograd's graph CSE from merging two calls of ``op`` with equal inputs into one draw (it spares
+    only its own list of random ops, not the ``nondeterministic_seeded`` tag): without it, two dropouts of one
+    tensor, e.g. SimCSE's two passes over one batch, would share one mask in a compiled graph."""
+    from torch._functorch import compile_utils
+
+    if op not in compile_utils.rand_ops:
+        compile_utils.rand_ops.append(op)
+
+
 def _import_philox_bits() -> bool:
     """Import the Triton kernels (registering ``pmexp::philox_bits``); False without Triton."""
     try:
@@ -131,10 +168,11 @@ def packed_traced(x: torch.Tensor, p: float, exact: bool = True) -> torch.Tensor
     """Dropout whose only saved state can be the packed bits (see the module docstring). ``exact``:
     the mask torch's own dropout would draw (``packed_exact``; CPU); else fresh bits (:func:`_fresh_bits`)."""
     if exact:
-        bits = pack_bits_torch(_keep_as_torch_draws(x.detach(), p))
+        keep = unpack_bits_torch(pack_bits_torch(_keep_as_torch_draws(x.detach(), p)), x.numel()).view(x.shape)
+    elif _native_draws(x):
+        keep = _native_keep(x, p)
     else:
-        bits = _fresh_bits(x, p)
-    keep = unpack_bits_torch(bits, x.numel()).view(x.shape)
+        keep = unpack_bits_torch(_fresh_bits(x, p), x.numel()).view(x.shape)
     # keep / (1 - p) per element is torch's CPU noise bit for bit. Not a 0-d scale tensor: one such
     # constant would be shared (CSE) by every dropout in the graph, and the partitioner's "used far
     # apart" heuristic then refuses to recompute the scaled masks and saves them in float32.

@@ -44,9 +44,10 @@ struct Philox4 {
   uint32_t r[4];
 };
 
-__device__ __forceinline__ Philox4 philox(uint32_t c0, uint64_t seed) {
+// c1..c3 are 0 for the eager kernels' stream (Triton's tl.randint4x); bits_kernel sets them.
+__device__ __forceinline__ Philox4 philox(uint32_t c0, uint64_t seed, uint32_t c1 = 0, uint32_t c2 = 0,
+                                          uint32_t c3 = 0) {
   uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-  uint32_t c1 = 0, c2 = 0, c3 = 0;
 #pragma unroll
   for (int i = 0; i < 10; ++i) {
     const uint32_t a0 = c0, a2 = c2;
@@ -155,6 +156,49 @@ __global__ void backward_kernel(const T* __restrict__ grad, T* __restrict__ dx, 
   } else {
     for (int i = 0; i < 8 && e0 + i < n; ++i) dx[e0 + i] = ((byte >> i) & 1u) ? scaled<T>(grad[e0 + i], scale) : zero<T>();
   }
+}
+
+// Keep bits alone for compiled packed (pmexp_native::philox_bits), in forward_kernel's layout, from torch's CUDA
+// generator as its own kernels use it: key = the generator's seed, and the counter's high words its offset
+// (c1, c2; a fresh offset per call) and kStreamTag (c3), which torch's curand streams (c3 = the high word of a
+// thread index) never reach. Under CUDA-graph capture the seed and offset are read from the generator's device
+// memory (graph-safe: a fresh offset per replay). Block 0 also writes the bytes 0..7 after the bits: the bit
+// shifts compiled unpacking reads, so no graph builds its own (a kernel and a saved buffer per call; traced.py).
+constexpr uint32_t kStreamTag = 0x504D4450u;  // "PMDP"
+
+__global__ void __launch_bounds__(kThreads)
+    bits_kernel(uint8_t* __restrict__ bits, int64_t n, const int64_t* seed_ptr, const int64_t* offset_ptr,
+                uint64_t seed, uint64_t offset, int32_t threshold) {
+  if (seed_ptr != nullptr) {
+    seed = (uint64_t)(*seed_ptr);
+    offset += (uint64_t)(*offset_ptr);  // offset: the intragraph part under capture
+  }
+  const int64_t base = (int64_t)blockIdx.x * kTile;
+  const int c0 = threadIdx.x * 4;
+  uint32_t r[4][4];
+#pragma unroll
+  for (int v = 0; v < 4; ++v) {
+    const Philox4 p = philox((uint32_t)(blockIdx.x * (int64_t)kCounters + c0 + v), seed, (uint32_t)offset,
+                             (uint32_t)(offset >> 32), kStreamTag);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) r[v][j] = p.r[j];
+  }
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int64_t e = base + j * kCounters + c0;
+    uint32_t nibble = 0;
+#pragma unroll
+    for (int v = 0; v < 4; ++v) nibble |= (uint32_t)(e + v < n && (int32_t)(r[v][j] >> 1) >= threshold) << v;
+    const uint32_t high = __shfl_down_sync(0xffffffffu, nibble, 1);
+    if ((threadIdx.x & 1) == 0 && e < n) bits[e / 8] = (uint8_t)(nibble | (high << 4));
+  }
+  if (blockIdx.x == 0 && threadIdx.x < 8) bits[(n + 7) / 8 + threadIdx.x] = (uint8_t)threadIdx.x;
+}
+
+void launch_bits(uint8_t* bits, int64_t n, const int64_t* seed_ptr, const int64_t* offset_ptr, uint64_t seed,
+                 uint64_t offset, int32_t threshold, cudaStream_t stream) {
+  const unsigned grid = (unsigned)((n + kTile - 1) / kTile);
+  bits_kernel<<<grid > 0 ? grid : 1, kThreads, 0, stream>>>(bits, n, seed_ptr, offset_ptr, seed, offset, threshold);
 }
 
 // dtype codes shared with pmdrop.cpp: 0 float32, 1 float16, 2 bfloat16, 3 float64.
