@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import math
 import statistics
 import time
@@ -193,6 +194,7 @@ def warm_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
 def capture(step: Callable[[], None], pool=None) -> Callable[[], None]:
     """``step`` (from :func:`warm_step` in ``graphed`` mode) captured as one CUDA graph, into ``pool``
     (a ``torch.cuda.graph_pool_handle()``) if given; the returned call replays it."""
+    gc.collect()  # torch 2.11's graph() no longer does: a dead graph freed by the GC mid-capture invalidates it
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph, pool=pool):
         step()
