@@ -84,26 +84,6 @@ def test_int_seed_and_tensor_seed_draw_the_same_mask():
     assert torch.equal(bits_int, bits_ten) and torch.equal(y_int, y_ten)
 
 
-def test_eager_launch_first_compiles_the_device_seed_kernel_once(monkeypatch):
-    """CUDA-graph capture launches the device-seed kernel; it must not be compiled for the first time inside a
-    capture, so the first eager launch of each specialization launches it once, then the int-seed kernel as before."""
-    seeds, launch = [], kernels.forward
-
-    def recording(x, seed, *args, **kwargs):
-        seeds.append(type(seed).__name__)
-        return launch(x, seed, *args, **kwargs)
-
-    monkeypatch.setattr(kernels, "forward", recording)
-    monkeypatch.setattr(F_, "_WARM_DEVICE_SEED", set())
-    x = torch.randn(kernels.TILE + 9)
-    first = F_._fused_forward(x, 977, 0.25, True)
-    again = F_._fused_forward(x, 977, 0.25, True)
-    F_._fused_forward(x, 977, 0.25, False)  # another kernel (no bits): warmed too
-    assert seeds == ["Tensor", "int", "int", "Tensor", "int"]
-    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
-    assert torch.equal(first[1], launch(x, 977, 0.25, True)[1])  # the warm-up changes no mask
-
-
 @pytest.mark.parametrize(("dtype", "out_dtype"), [(torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16),
                                                   (torch.float16, torch.float32), (torch.float32, torch.float32)])
 def test_bits_backward_rounds_once_to_the_output_dtype(dtype, out_dtype):

@@ -219,17 +219,18 @@ def test_philox_bits_op_draws_from_the_cuda_generator_then_the_shifts(ext):
     activation checkpointing restores that state to recompute the op in backward)."""
     from pmexp.masks.bits import unpack_bits_torch
 
-    p, x = 0.3, torch.empty(100_003, device="cuda")
-    nbytes = (x.numel() + 7) // 8
+    p, count = 0.3, torch.empty(100_003, 0, dtype=torch.uint8, device="cuda")  # n as a shape
+    n = count.shape[0]
+    nbytes = (n + 7) // 8
     state = torch.cuda.get_rng_state()
-    a, b = torch.ops.pmexp_native.philox_bits(x, p), torch.ops.pmexp_native.philox_bits(x, p)
+    a, b = torch.ops.pmexp_native.philox_bits(count, p), torch.ops.pmexp_native.philox_bits(count, p)
     torch.cuda.set_rng_state(state)
-    assert torch.equal(torch.ops.pmexp_native.philox_bits(x, p), a) and not torch.equal(a, b)
+    assert torch.equal(torch.ops.pmexp_native.philox_bits(count, p), a) and not torch.equal(a, b)
     assert a.shape == (nbytes + 8,) and a[nbytes:].tolist() == list(range(8))
-    assert a[nbytes - 1].item() >> (x.numel() % 8) == 0  # the last byte's padding bits
-    keep = unpack_bits_torch(a[:nbytes], x.numel())
-    assert abs(keep.double().mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / x.numel())
-    torch.library.opcheck(torch.ops.pmexp_native.philox_bits.default, (x, p),
+    assert a[nbytes - 1].item() >> (n % 8) == 0  # the last byte's padding bits
+    keep = unpack_bits_torch(a[:nbytes], n)
+    assert abs(keep.double().mean().item() - (1 - p)) < 5 * math.sqrt(p * (1 - p) / n)
+    torch.library.opcheck(torch.ops.pmexp_native.philox_bits.default, (count, p),
                           test_utils=("test_schema", "test_faketensor"))  # random: no eager-vs-traced equality
 
 

@@ -87,34 +87,7 @@ def _fused_forward(x: torch.Tensor, seed: torch.Tensor | int, p: float, store_bi
     """The fused kernel: a direct launch in eager mode, the registered custom op when traced."""
     if isinstance(seed, torch.Tensor):
         return torch.ops.pmexp.fused_dropout(x, seed, p, store_bits)
-    _warm_device_seed_kernel(x, p, store_bits)
     return _kernels().forward(x, seed, p, store_bits)
-
-
-_WARM_DEVICE_SEED: set = set()
-
-
-def _specialized(value: int) -> int:
-    """How Triton specializes an int argument: 1, divisible by 16, or neither (a pointer: 16-byte aligned)."""
-    return 1 if value == 1 else 16 if value % 16 == 0 else 0
-
-
-def _warm_device_seed_kernel(x: torch.Tensor, p: float, store_bits: bool) -> None:
-    """Load, in eager mode, the kernels CUDA-graph capture launches: torch's randint (the seed drawn on the
-    device) and the device-seed Triton kernel, once per specialization. CUDA loads a kernel's module at its
-    first launch, which a capture forbids: on a fresh H200 the first capture failed ("operation failed due to
-    a previous error during capture", runs/2026-11-30-compiled-native; the C++ path warms randint the same
-    way). The seed comes from a throwaway generator (the default one is left as it was); two throwaway
-    launches, once."""
-    from pmexp.dropout.kernels import keep_threshold
-
-    key = (x.device, x.dtype, store_bits, _specialized(x.numel()), _specialized(keep_threshold(p)),
-           _specialized(x.data_ptr()))
-    if key in _WARM_DEVICE_SEED:
-        return
-    _WARM_DEVICE_SEED.add(key)
-    seed = torch.randint(0, 2**62, (1,), device=x.device, dtype=torch.int64, generator=torch.Generator(x.device))
-    _kernels().forward(x, seed, p, store_bits)
 
 
 def _bits_backward(grad: torch.Tensor, bits: torch.Tensor, p: float, out_dtype: torch.dtype | None = None,

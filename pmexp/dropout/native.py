@@ -96,8 +96,8 @@ def _make_traceable() -> None:
     register_random_draw(torch.ops.pmexp_native.philox_bits)
 
 
-def _philox_bits_fake(x: torch.Tensor, p: float) -> torch.Tensor:
-    return x.new_empty(((x.numel() + 7) // 8 + 8,), dtype=torch.uint8)  # the bits, then the 8 shifts
+def _philox_bits_fake(count: torch.Tensor, p: float) -> torch.Tensor:
+    return count.new_empty(((count.shape[0] + 7) // 8 + 8,), dtype=torch.uint8)  # the bits, then the 8 shifts
 
 
 def why_not(name: str = "pmexp_native") -> str | None:

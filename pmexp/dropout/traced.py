@@ -129,7 +129,9 @@ def _native_draws(x: torch.Tensor) -> bool:
 
 
 def _native_bits(x: torch.Tensor, p: float) -> torch.Tensor:
-    return torch.ops.pmexp_native.philox_bits(x.detach(), p)
+    # The count as an empty (n, 0) tensor, not x: an op's inputs are buffers to Inductor, so taking x made it
+    # write x out first (e.g. softmax's output, which it fuses into the dropout otherwise).
+    return torch.ops.pmexp_native.philox_bits(torch.empty((x.numel(), 0), dtype=torch.uint8, device=x.device), p)
 
 
 @torch.compiler.assume_constant_result  # decided once per trace, outside it (a build is not traceable)
@@ -141,8 +143,9 @@ def _native_bits_available() -> bool:
 
 def register_random_draw(op: torch._ops.OpOverloadPacket) -> None:
     """Keep AOTAutograd's graph CSE from merging two calls of ``op`` with equal inputs into one draw (it spares
-    only its own list of random ops, not the ``nondeterministic_seeded`` tag): without it, two dropouts of one
-    tensor, e.g. SimCSE's two passes over one batch, would share one mask in a compiled graph."""
+    only its own list of random ops, not the ``nondeterministic_seeded`` tag), as two dropouts of one tensor
+    would be (e.g. SimCSE's two passes over one batch). ``pmexp_native::philox_bits``'s input, a fresh ``empty``
+    per call, is never merged either; this keeps the draws apart whatever the op's inputs."""
     from torch._functorch import compile_utils
 
     if op not in compile_utils.rand_ops:

@@ -19,10 +19,12 @@ with torch.cuda.graph(g):
     s = torch.randint(0, 2**62, (1,), device="cuda", dtype=torch.int64)
 """,
     "a Triton kernel compiled and first launched inside a capture": """
-import triton, triton.language as tl
-@triton.jit
-def k(p):
-    tl.store(p, tl.load(p) + 1)
+import importlib, sys, tempfile, pathlib
+folder = tempfile.mkdtemp()  # Triton reads a kernel's source from its file
+pathlib.Path(folder, "probe_kernel.py").write_text(
+    "import triton\\nimport triton.language as tl\\n@triton.jit\\ndef k(p):\\n    tl.store(p, tl.load(p) + 1)\\n")
+sys.path.insert(0, folder)
+k = importlib.import_module("probe_kernel").k
 x = torch.zeros(1, device="cuda")
 with torch.cuda.graph(g):
     k[(1,)](x)

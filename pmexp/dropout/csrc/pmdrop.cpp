@@ -56,26 +56,12 @@ struct Seed {
   const int64_t* ptr() const { return tensor.defined() ? tensor.const_data_ptr<int64_t>() : nullptr; }
 };
 
-// The seed draw under capture launches torch's randint kernel. CUDA loads a kernel's module at its first launch
-// (lazy loading), which a capture forbids ("operation failed due to a previous error during capture" on a fresh
-// H200: runs/2026-11-30-compiled-native), so the first eager call on each device launches it once, from a
-// throwaway generator (the default CUDA generator's state is left as it was).
-void warm_capture_seed_kernel(const at::Tensor& x) {
-  static std::once_flag warmed[64];
-  const auto index = x.device().index();
-  if (index < 0 || index >= 64) return;
-  std::call_once(warmed[index], [&] {
-    at::randint(0, int64_t(1) << 62, {1}, at::cuda::detail::createCUDAGenerator(index), x.options().dtype(at::kLong));
-  });
-}
-
 Seed draw_seed(const at::Tensor& x) {
   Seed seed;
   if (c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None) {
     seed.tensor = at::randint(0, int64_t(1) << 62, {1}, x.options().dtype(at::kLong));
     return seed;
   }
-  warm_capture_seed_kernel(x);
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   const uint64_t r = at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
@@ -214,18 +200,21 @@ at::Tensor raw_backward(const at::Tensor& grad, const at::Tensor& bits, double p
   return backward_impl(grad, bits, p);
 }
 
-// Compiled packed's draw (pmexp.dropout.traced): ceil(n / 8) bytes of keep bits for x's n elements, then the 8
-// bytes 0..7 (the bit shifts the compiled unpacking reads). One C++ op a call where the Triton path launches
-// randint and its bits kernel through Python (compiled MiniLM: 59 launches a step more than standard). Drawn from
-// torch's CUDA generator (philox_cuda_state, as torch's own dropout): graph-safe under CUDA graphs, and replayed
-// by compiled activation checkpointing, which restores that generator around ops tagged nondeterministic_seeded.
-at::Tensor philox_bits(const at::Tensor& x, double p) {
-  TORCH_CHECK(x.is_cuda(), "pmexp_native::philox_bits: expected a CUDA tensor");
+// Compiled packed's draw (pmexp.dropout.traced): ceil(n / 8) bytes of keep bits for n elements, then the 8 bytes
+// 0..7 (the bit shifts the compiled unpacking reads). One C++ op a call where the Triton path launches randint and
+// its bits kernel through Python (compiled MiniLM: 59 launches a step more than standard). n comes as the shape of
+// an empty (n, 0) tensor on the device: taking the dropout's input instead made Inductor write that input out
+// before the call (an extern op's inputs are buffers), splitting kernels it fuses otherwise (H200, call 3). Drawn
+// from torch's CUDA generator (philox_cuda_state, as torch's own dropout): graph-safe under CUDA graphs, and
+// replayed by compiled activation checkpointing, which restores that generator around nondeterministic_seeded ops.
+at::Tensor philox_bits(const at::Tensor& count, double p) {
+  TORCH_CHECK(count.is_cuda() && count.dim() == 2 && count.size(1) == 0,
+              "pmexp_native::philox_bits: expected an empty (n, 0) CUDA tensor, got ", count.sizes());
   TORCH_CHECK(p > 0.0 && p < 1.0, "pmexp_native::philox_bits: p must lie in (0, 1), got ", p);
-  const c10::cuda::CUDAGuard guard(x.device());
-  const int64_t n = x.numel();
-  at::Tensor bits = at::empty({(n + 7) / 8 + 8}, x.options().dtype(at::kByte));
-  auto* gen = at::check_generator<at::CUDAGeneratorImpl>(at::cuda::detail::getDefaultCUDAGenerator(x.device().index()));
+  const c10::cuda::CUDAGuard guard(count.device());
+  const int64_t n = count.size(0);
+  at::Tensor bits = at::empty({(n + 7) / 8 + 8}, count.options().dtype(at::kByte));
+  auto* gen = at::check_generator<at::CUDAGeneratorImpl>(at::cuda::detail::getDefaultCUDAGenerator(count.device().index()));
   at::PhiloxCudaState rng;
   {
     std::lock_guard<std::mutex> lock(gen->mutex_);
@@ -247,7 +236,7 @@ at::Tensor philox_bits(const at::Tensor& x, double p) {
 // A torch op (not a pybind function) so torch.compile can call it: the fake (meta) kernel is registered from
 // Python (pmexp.dropout.native), and the tag keeps AOTAutograd from merging two draws or recomputing one freely.
 TORCH_LIBRARY(pmexp_native, m) {
-  m.def("philox_bits(Tensor x, float p) -> Tensor", {at::Tag::nondeterministic_seeded});
+  m.def("philox_bits(Tensor count, float p) -> Tensor", {at::Tag::nondeterministic_seeded});
 }
 TORCH_LIBRARY_IMPL(pmexp_native, CUDA, m) { m.impl("philox_bits", &philox_bits); }
 
