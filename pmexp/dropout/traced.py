@@ -132,8 +132,8 @@ def _native_draws(x: torch.Tensor) -> bool:
 
 
 def _native_bits(x: torch.Tensor, p: float) -> torch.Tensor:
-    # The count as an empty (n, 0) tensor, not x: an op's inputs are buffers to Inductor, so taking x made it
-    # write x out first (e.g. softmax's output, which it fuses into the dropout otherwise).
+    # The count as an empty (n, 0) tensor, not x: an op's inputs are buffers to Inductor, and taking x cost
+    # compiled MiniLM 8 more Inductor kernels a step (runs/2026-11-30-compiled-native).
     return torch.ops.pmexp_native.philox_bits(torch.empty((x.numel(), 0), dtype=torch.uint8, device=x.device), p)
 
 

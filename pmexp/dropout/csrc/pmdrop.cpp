@@ -203,8 +203,8 @@ at::Tensor raw_backward(const at::Tensor& grad, const at::Tensor& bits, double p
 // Compiled packed's draw (pmexp.dropout.traced): ceil(n / 8) bytes of keep bits for n elements, then the 8 bytes
 // 0..7 (the bit shifts the compiled unpacking reads). One C++ op a call where the Triton path launches randint and
 // its bits kernel through Python (compiled MiniLM: 59 launches a step more than standard). n comes as the shape of
-// an empty (n, 0) tensor on the device: taking the dropout's input instead made Inductor write that input out
-// before the call (an extern op's inputs are buffers), splitting kernels it fuses otherwise (H200, call 3). Drawn
+// an empty (n, 0) tensor on the device: an extern op's inputs are buffers to Inductor, and taking the dropout's
+// input cost compiled MiniLM 8 more Inductor kernels a step (runs/2026-11-30-compiled-native). Drawn
 // from torch's CUDA generator (philox_cuda_state, as torch's own dropout): graph-safe under CUDA graphs, and
 // replayed by compiled activation checkpointing, which restores that generator around nondeterministic_seeded ops.
 at::Tensor philox_bits(const at::Tensor& count, double p) {
