@@ -163,7 +163,8 @@ def test_standard_is_torch_dropout_when_compiled():
 def _stand_in_native_bits() -> torch.library.Library:
     """A CPU op standing in for ``pmexp_native::philox_bits`` (C++/CUDA, which no CPU can run): its schema, its
     tag, its output (the bits, then the bytes 0..7) and its registration for tracing (fake kernel, random op)."""
-    from pmexp.dropout.traced import draw_bits, register_random_draw
+    from pmexp.dropout.native import register_random_draw
+    from pmexp.dropout.traced import draw_bits
 
     lib = torch.library.Library("pmexp_test", "FRAGMENT")
     lib.define("bits_then_shifts(Tensor count, float p) -> Tensor", tags=(torch.Tag.nondeterministic_seeded,))
@@ -387,3 +388,19 @@ def test_compiled_native_draws_of_one_tensor_stay_two_draws(stand_in_native, mon
     x = torch.ones(4096, requires_grad=True)
     a, b = torch.compile(lambda t: (packed_traced(t, 0.5, exact=False), packed_traced(t, 0.5, exact=False)))(x)
     assert not torch.equal(a != 0, b != 0)
+
+
+def test_native_availability_is_decided_outside_the_trace(monkeypatch):
+    """Whether the C++ draw is there is decided once, outside Dynamo's trace (loading may build the extension,
+    which Dynamo cannot trace): fullgraph compiles a function that asks, with a load Dynamo would refuse."""
+    import io
+
+    from pmexp.dropout import native, traced
+
+    def untraceable_load():
+        io.StringIO().write("a build")  # Dynamo graph-breaks on this, which fullgraph makes an error
+        return None
+
+    monkeypatch.setattr(native, "load", untraceable_load)
+    fn = torch.compile(lambda t: t + 1 if traced._native_bits_available() else t - 1, fullgraph=True, backend="eager")
+    assert torch.equal(fn(torch.zeros(3)), -torch.ones(3))

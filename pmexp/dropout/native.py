@@ -24,7 +24,7 @@ from types import ModuleType
 
 import torch
 
-__all__ = ["load", "backend", "why_not", "build"]
+__all__ = ["load", "backend", "why_not", "build", "register_random_draw"]
 
 log = logging.getLogger(__name__)
 _SOURCES = ("pmdrop.cpp", "kernels.cu")
@@ -90,10 +90,19 @@ def load() -> ModuleType | None:
 def _make_traceable() -> None:
     """What torch.compile needs to call ``pmexp_native::philox_bits`` (compiled packed's draw, defined in C++):
     its output's shape without running it, and a place among AOTAutograd's random ops."""
-    from pmexp.dropout.traced import register_random_draw
-
     torch.library.register_fake("pmexp_native::philox_bits")(_philox_bits_fake)
     register_random_draw(torch.ops.pmexp_native.philox_bits)
+
+
+def register_random_draw(op: torch._ops.OpOverloadPacket) -> None:
+    """Keep AOTAutograd's graph CSE from merging two calls of ``op`` with equal inputs into one draw (it spares
+    only its own list of random ops, not the ``nondeterministic_seeded`` tag), as two dropouts of one tensor
+    would be (e.g. SimCSE's two passes over one batch). ``pmexp_native::philox_bits``'s input, a fresh ``empty``
+    per call, is never merged either; this keeps the draws apart whatever the op's inputs."""
+    from torch._functorch import compile_utils
+
+    if op not in compile_utils.rand_ops:
+        compile_utils.rand_ops.append(op)
 
 
 def _philox_bits_fake(count: torch.Tensor, p: float) -> torch.Tensor:

@@ -51,8 +51,7 @@ from torch.utils.checkpoint import checkpoint
 
 from pmexp.masks.bits import pack_bits_torch, unpack_bits_torch
 
-__all__ = ["use_traced", "inductor_options", "draw_bits", "packed_traced", "seeded_traced", "hash_keep",
-           "register_random_draw"]
+__all__ = ["use_traced", "inductor_options", "draw_bits", "packed_traced", "seeded_traced", "hash_keep"]
 
 _M32 = 0xFFFFFFFF
 # Inductor stores (realizes) a pointwise value that two places read once it has more than
@@ -137,22 +136,15 @@ def _native_bits(x: torch.Tensor, p: float) -> torch.Tensor:
     return torch.ops.pmexp_native.philox_bits(torch.empty((x.numel(), 0), dtype=torch.uint8, device=x.device), p)
 
 
-@torch.compiler.assume_constant_result  # decided once per trace, outside it (a build is not traceable)
 def _native_bits_available() -> bool:
     from pmexp.dropout import native
 
     return native.load() is not None
 
 
-def register_random_draw(op: torch._ops.OpOverloadPacket) -> None:
-    """Keep AOTAutograd's graph CSE from merging two calls of ``op`` with equal inputs into one draw (it spares
-    only its own list of random ops, not the ``nondeterministic_seeded`` tag), as two dropouts of one tensor
-    would be (e.g. SimCSE's two passes over one batch). ``pmexp_native::philox_bits``'s input, a fresh ``empty``
-    per call, is never merged either; this keeps the draws apart whatever the op's inputs."""
-    from torch._functorch import compile_utils
-
-    if op not in compile_utils.rand_ops:
-        compile_utils.rand_ops.append(op)
+# Decided once per trace, outside it (a build is not traceable): what torch.compiler.assume_constant_result
+# sets, set by hand because that decorator imports Dynamo, and with it Triton, when pmexp.dropout is imported.
+_native_bits_available._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def _import_philox_bits() -> bool:
