@@ -119,16 +119,21 @@ def test_native_is_what_runs(ext):
     assert native.backend() == "native"
 
 
-def graphed_masks(module, x, replays=4):
-    """Replay a graphed dropout; per replay the output's zero pattern and the gradient's."""
-    graphed = torch.cuda.make_graphed_callables(module, (x,))
+def step_masks(fn, x, steps):
+    """Run ``fn`` (forward and backward) ``steps`` times on copies of ``x``; per step the output's zero pattern
+    and the gradient's (cloned: a CUDA graph's replay overwrites its outputs)."""
     outs = []
-    for _ in range(replays):
+    for _ in range(steps):
         xi = x.detach().clone().requires_grad_(True)
-        y = graphed(xi)
+        y = fn(xi)
         y.backward(torch.ones_like(y))
         outs.append(((y != 0).clone(), (xi.grad != 0).clone()))
     return outs
+
+
+def graphed_masks(module, x, replays=4):
+    """Replay a graphed dropout; per replay the output's zero pattern and the gradient's."""
+    return step_masks(torch.cuda.make_graphed_callables(module, (x,)), x, replays)
 
 
 @pytest.mark.parametrize("variant", ["standard", "packed_exact", "packed", "seeded"])
@@ -234,18 +239,6 @@ def test_philox_bits_op_draws_from_the_cuda_generator_then_the_shifts(ext):
                           test_utils=("test_schema", "test_faketensor"))  # random: no eager-vs-traced equality
 
 
-def _checked_masks(fn, x, steps):
-    """Per step: the output's zero pattern, asserted equal to the gradient's (backward used the forward's mask)."""
-    masks = []
-    for _ in range(steps):
-        xi = x.detach().clone().requires_grad_(True)
-        y = fn(xi)
-        y.backward(torch.ones_like(y))
-        assert torch.equal(y != 0, xi.grad != 0)
-        masks.append((y != 0).clone())
-    return masks
-
-
 @pytest.mark.parametrize("variant", ["packed", "seeded"])
 @pytest.mark.parametrize("draw", ["native", "triton"])
 def test_compiled_reduce_overhead_draws_fresh_masks(ext, monkeypatch, variant, draw):
@@ -260,7 +253,9 @@ def test_compiled_reduce_overhead_draws_fresh_masks(ext, monkeypatch, variant, d
     torch._dynamo.reset()
     p, x = 0.25, torch.rand(1 << 16, device="cuda") + 0.5
     fn = torch.compile(lambda t: dropout(t, p, True, variant), mode="reduce-overhead", fullgraph=True)
-    masks = _checked_masks(fn, x, 6)[2:]  # the first steps warm up and record
+    outs = step_masks(fn, x, 6)
+    assert all(torch.equal(out, grad) for out, grad in outs)  # backward used the forward's mask
+    masks = [out for out, _ in outs[2:]]  # the first steps warm up and record
     assert all(abs(1 - m.double().mean().item() - p) < 6 * math.sqrt(p * (1 - p) / x.numel()) for m in masks)
     assert all(not torch.equal(a, b) for i, a in enumerate(masks) for b in masks[i + 1:]), "a replay repeated a mask"
 

@@ -121,8 +121,7 @@ def _native_keep(x: torch.Tensor, p: float) -> torch.Tensor:
     a kernel and a saved buffer each, shared they stop the partitioner recomputing the mask (the module
     docstring); slices of the op's output are neither, so the op's output is all a call keeps for backward."""
     drawn = _native_bits(x, p)
-    bits, shifts = drawn[:-8], drawn[-8:]
-    return ((bits.reshape(-1, 1) >> shifts) & 1).reshape(-1)[: x.numel()].view(x.shape) != 0
+    return unpack_bits_torch(drawn[:-8], x.numel(), shifts=drawn[-8:]).view(x.shape)
 
 
 def _native_draws(x: torch.Tensor) -> bool:

@@ -62,16 +62,20 @@ def pack_bits_torch(mask: torch.Tensor) -> torch.Tensor:
     return packed.to(torch.uint8)
 
 
-def unpack_bits_torch(packed: torch.Tensor, numel: int) -> torch.Tensor:
-    """Torch implementation of :func:`unpack_bits` on a flat result (any device)."""
-    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
-    if torch.compiler.is_compiling():
-        # Shifts of this call's own (+ 0 read from `packed`): the arange alone would be one node
-        # shared by every unpack in the graph, and the partitioner would not recompute across it
-        # (it would save the unpacked mask instead of the bits; pmexp.dropout.traced).
-        shifts = shifts + (packed.reshape(-1)[:1] & 0)
-        return ((packed.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:numel] != 0
+def unpack_bits_torch(packed: torch.Tensor, numel: int, shifts: torch.Tensor | None = None) -> torch.Tensor:
+    """Torch implementation of :func:`unpack_bits` on a flat result (any device). ``shifts``: the 8 bit
+    shifts (uint8 0..7) where the caller has them already (compiled packed's C++ draw returns them)."""
+    compiling = torch.compiler.is_compiling()
+    if shifts is None:
+        shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
+        if compiling:
+            # Shifts of this call's own (+ 0 read from `packed`): the arange alone would be one node
+            # shared by every unpack in the graph, and the partitioner would not recompute across it
+            # (it would save the unpacked mask instead of the bits; pmexp.dropout.traced).
+            shifts = shifts + (packed.reshape(-1)[:1] & 0)
     expanded = ((packed.reshape(-1, 1) >> shifts) & 1).reshape(-1)[:numel]
+    if compiling:
+        return expanded != 0
     return expanded.view(torch.bool)  # 0/1 bytes are valid bools: no copy
 
 
