@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 
 import pytest
@@ -163,17 +164,24 @@ def test_standard_is_torch_dropout_when_compiled():
 def _stand_in_native_bits() -> torch.library.Library:
     """A CPU op standing in for ``pmexp_native::philox_bits`` (C++/CUDA, which no CPU can run): its schema, its
     tag, its output (the bits, then the bytes 0..7) and its registration for tracing (fake kernel, random op)."""
-    from pmexp.dropout.native import register_random_draw
+    from pmexp.dropout.native import BIT_DRAWS, register_random_draw
     from pmexp.dropout.traced import draw_bits
+
+    def bits_then_shifts(count: torch.Tensor, p: float) -> torch.Tensor:
+        STAND_IN_CALLS[p] += 1
+        return torch.cat([draw_bits(count.shape[0], p, count.device), torch.arange(8, dtype=torch.uint8)])
 
     lib = torch.library.Library("pmexp_test", "FRAGMENT")
     lib.define("bits_then_shifts(Tensor count, float p) -> Tensor", tags=(torch.Tag.nondeterministic_seeded,))
-    lib.impl("bits_then_shifts", lambda count, p: torch.cat([draw_bits(count.shape[0], p, count.device),
-                                                              torch.arange(8, dtype=torch.uint8)]), "CPU")
+    lib.impl("bits_then_shifts", bits_then_shifts, "CPU")
     torch.library.register_fake("pmexp_test::bits_then_shifts", lib=lib)(
         lambda count, p: count.new_empty(((count.shape[0] + 7) // 8 + 8,), dtype=torch.uint8))
     register_random_draw(torch.ops.pmexp_test.bits_then_shifts)
+    BIT_DRAWS.append(torch.ops.pmexp_test.bits_then_shifts.default)  # merged as the C++ op's calls are
     return lib
+
+
+STAND_IN_CALLS: collections.Counter = collections.Counter()  # the stand-in op's calls, per p
 
 
 @pytest.fixture
@@ -189,10 +197,11 @@ def stand_in_native(monkeypatch):
 
 @functools.cache  # each compile takes seconds on a CPU; several tests read the same variant
 def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: bool = False, device: str = "cpu",
-                         native: bool = False) -> dict:
+                         native: bool = False, merged: bool = False) -> dict:
     """What a compiled tiny BERT keeps for backward. ``fresh_bits``: `packed` draws its bits in rows
     of 8 (:func:`pmexp.dropout.traced.draw_bits`, its path without Triton) instead of packing torch's CPU mask.
-    ``native``: as on CUDA with the C++ extension, from the stand-in op (the caller patches it in)."""
+    ``native``: as on CUDA with the C++ extension, from the stand-in op (the caller patches it in); ``merged``:
+    compiled with the variant's Inductor options (the pass merging those draws into one)."""
     transformers = pytest.importorskip("transformers")
     from pmexp.dropout import apply, traced
 
@@ -200,7 +209,7 @@ def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: boo
         original = traced.packed_traced
         traced.packed_traced = lambda x, p, exact=True: original(x, p, exact=False)
         try:
-            return _compiled_bert_saved.__wrapped__(variant, attention, device=device)
+            return _compiled_bert_saved.__wrapped__(variant, attention, device=device, merged=merged)
         finally:
             traced.packed_traced = original
 
@@ -212,12 +221,13 @@ def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: boo
     if variant != "standard":
         apply(model, variant)
     ids, labels = torch.randint(5, 99, (8, 128), device=device), torch.randint(0, 2, (8,), device=device)
-    fn = torch.compile(model)
+    fn = torch.compile(model, options=traced.inductor_options(variant) if merged else None)
     fn(input_ids=ids, labels=labels).loss.backward()
+    STAND_IN_CALLS.clear()
     with SavedTensorAccounting(model.parameters()) as acct:
         loss = fn(input_ids=ids, labels=labels).loss
     loss.backward()
-    return acct.stats()
+    return {**acct.stats(), "draws": sum(STAND_IN_CALLS.values())}
 
 
 def test_compiled_bert_seeded_keeps_seeds_not_masks():
@@ -343,7 +353,7 @@ def test_compiled_seeded_backward_stores_nothing_standard_does_not():
     and without them the stored tensor is there: the check sees the mechanism, not a tuned number."""
     from pmexp.dropout.traced import SEEDED_INDUCTOR_OPTIONS, inductor_options
 
-    assert inductor_options("seeded") == SEEDED_INDUCTOR_OPTIONS and inductor_options("packed") == {}
+    assert inductor_options("seeded") == SEEDED_INDUCTOR_OPTIONS
     standard = _realized_probs_buffers(lambda t: dropout(t, P, True, "standard"))
     torch._dynamo.reset()
     seeded = _realized_probs_buffers(lambda t: dropout(t, P, True, "seeded"), inductor_options("seeded"))
@@ -354,12 +364,13 @@ def test_compiled_seeded_backward_stores_nothing_standard_does_not():
     assert len(_realized_probs_buffers(lambda t: dropout(t, P, True, "seeded"))[1]) > len(standard[1])
 
 
-def _tiny_bert_dropout_bytes() -> int:
+def _tiny_bert_dropout_bytes(merged: bool = False) -> int:
     """The native op's output bytes (bits, then 8 shifts) summed over _compiled_bert_saved's dropouts: batch 8 x
     128 tokens, hidden 64, 4 heads, 2 layers; embeddings, per layer attention probabilities, attention output and
-    feed-forward output, and the classifier's pooled input."""
+    feed-forward output, and the classifier's pooled input. ``merged``: one draw for all (8 shifts once)."""
     hidden, probs, pooled = 8 * 128 * 64, 8 * 4 * 128 * 128, 8 * 64
-    return sum((n + 7) // 8 + 8 for n in [hidden, *[probs, hidden, hidden] * 2, pooled])
+    counts = [hidden, *[probs, hidden, hidden] * 2, pooled]
+    return sum((n + 7) // 8 for n in counts) + 8 * (1 if merged else len(counts))
 
 
 def test_compiled_bert_native_packed_keeps_the_ops_output_alone(stand_in_native):
@@ -370,6 +381,51 @@ def test_compiled_bert_native_packed_keeps_the_ops_output_alone(stand_in_native)
     assert native["saved_bytes_by_dtype"].get("uint8", 0) == _tiny_bert_dropout_bytes()
     assert native["saved_bytes_by_dtype"].get("bool", 0) < 16 * 1024  # as in the tests above: no mask
     assert abs(native["saved_activation_bytes"] - standard["saved_activation_bytes"]) < standard["saved_mask_bytes"] / 8
+
+
+def test_compiled_bert_merged_draws_keep_one_buffer(stand_in_native):
+    """With packed's Inductor options, a compiled BERT's draws are one call (Inductor's own dropouts share one
+    seed draw per graph; a call per dropout cost a host-bound MiniLM step 20 dispatches and launches): it keeps
+    that call's output alone for its masks, the bits of every dropout and 8 shifts, no unpacked mask (the pass
+    keeps the shifts' slices apart: one shared slice made the partitioner save bool masks), otherwise what
+    compiled standard keeps."""
+    standard, merged = _compiled_bert_saved("standard"), _compiled_bert_saved("packed", native=True, merged=True)
+    assert _compiled_bert_saved("packed", native=True)["draws"] == 8 and merged["draws"] == 1
+    assert merged["saved_bytes_by_dtype"].get("uint8", 0) == _tiny_bert_dropout_bytes(merged=True)
+    assert merged["saved_bytes_by_dtype"].get("bool", 0) < 16 * 1024
+    assert abs(merged["saved_activation_bytes"] - standard["saved_activation_bytes"]) < standard["saved_mask_bytes"] / 8
+
+
+def _three_dropouts(p: tuple[float, float, float], sizes: tuple[int, int, int] = (4097, 1000, 64)):
+    """A function of one tensor dropping out three slices of it (one of a length not a multiple of 8)."""
+    from pmexp.dropout.traced import packed_traced
+
+    ends = [sum(sizes[:i + 1]) for i in range(3)]
+    return lambda t: torch.cat([packed_traced(t[end - n:end], q, exact=False)
+                                for n, end, q in zip(sizes, ends, p, strict=True)])
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_merged_draws_give_each_dropout_its_own_mask(stand_in_native, dynamic):
+    """The merged draw (packed's Inductor options): one call per p a forward (none merged with symbolic counts,
+    dynamic shapes), every dropout at its rate with backward using the forward's mask, the dropouts' masks
+    unrelated (their slices of the one output do not overlap), and a fresh draw each call."""
+    from pmexp.dropout.traced import inductor_options
+
+    p = (0.5, 0.5, 0.25)
+    fn = torch.compile(_three_dropouts(p), options=inductor_options("packed"), dynamic=dynamic)
+    x = torch.ones(5161, requires_grad=True)
+    fn(x)
+    STAND_IN_CALLS.clear()
+    y = fn(x)
+    assert dict(STAND_IN_CALLS) == ({0.5: 2, 0.25: 1} if dynamic else {0.5: 1, 0.25: 1})
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(g, y)  # x is ones: the output is keep / (1 - p), and so is the gradient
+    keep = y != 0
+    for q, part in zip(p, keep.split([4097, 1000, 64]), strict=True):
+        assert abs(1 - part.double().mean().item() - q) < 5 * (q * (1 - q) / part.numel()) ** 0.5
+    assert not torch.equal(keep[:1000], keep[4097:5097])  # two p=0.5 dropouts: unrelated masks
+    assert not torch.equal(keep, fn(x) != 0)
 
 
 @pytest.mark.parametrize("registered", [True, False])

@@ -279,3 +279,60 @@ def test_compiled_checkpointing_recomputes_the_forwards_mask(ext, monkeypatch, d
         y = fn(x)
         (g,) = torch.autograd.grad(y.sum(), x)
         assert torch.equal(g != 0, y != 0)
+
+
+def _three_dropouts_cuda(p: float):
+    """Three dropouts of slices of one tensor (one of a length not a multiple of 8), each drawing its own bits."""
+    sizes = (4097, 1000, 64)
+    ends = [sum(sizes[:i + 1]) for i in range(3)]
+    return lambda t: torch.cat([dropout(t[end - n:end], p, True, "packed") for n, end in zip(sizes, ends, strict=True)])
+
+
+def _philox_bits_calls(fn, x) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(x)
+    return sum(e.count for e in prof.key_averages() if e.key == "pmexp_native::philox_bits")
+
+
+@pytest.mark.parametrize("graphs", [False, True], ids=["default", "reduce-overhead"])
+def test_compiled_merged_draws_one_call_fresh_masks(ext, graphs):
+    """With packed's Inductor options the three draws are one op call a forward (pmexp.dropout.merged_draws), and
+    as CUDA graphs too every step draws fresh masks at 1 - p, with backward the forward's mask."""
+    from pmexp.dropout.traced import inductor_options
+
+    torch._dynamo.reset()
+    p, x = 0.25, torch.rand(5161, device="cuda") + 0.5
+    options = {**inductor_options("packed"), **({"triton.cudagraphs": True} if graphs else {})}
+    fn = torch.compile(_three_dropouts_cuda(p), options=options, fullgraph=True)
+    outs = step_masks(fn, x, 6)
+    if not graphs:
+        assert _philox_bits_calls(fn, x) == 1
+    assert all(torch.equal(out, grad) for out, grad in outs)  # backward used the forward's mask
+    masks = [out for out, _ in outs[2:]]
+    assert all(abs(1 - m.double().mean().item() - p) < 6 * math.sqrt(p * (1 - p) / x.numel()) for m in masks)
+    assert all(not torch.equal(a, b) for i, a in enumerate(masks) for b in masks[i + 1:]), "a step repeated a mask"
+    assert not torch.equal(masks[0][:1000], masks[0][4097:5097])  # two dropouts, unrelated masks
+
+
+def test_compiled_merged_draws_leave_checkpointed_draws_alone(ext):
+    """A draw inside an activation-checkpoint region is recomputed in backward from the generator state saved
+    around it; the merging pass leaves it alone, and every gradient uses its forward's mask."""
+    from torch.utils.checkpoint import checkpoint
+
+    from pmexp.dropout.traced import inductor_options
+
+    torch._dynamo.reset()
+    region = lambda u: (dropout(u, 0.3, True, "packed") + dropout(u, 0.3, True, "packed")).sin()  # noqa: E731
+    fn = torch.compile(lambda t, u: torch.cat([checkpoint(region, t, use_reentrant=False),
+                                               dropout(u, 0.3, True, "packed"), dropout(u, 0.3, True, "packed")]),
+                       options=inductor_options("packed"), fullgraph=True)
+    n = 1 << 14
+    for _ in range(3):
+        t, u = (torch.randn(n, device="cuda", requires_grad=True) for _ in range(2))
+        y = fn(t, u)
+        gt, gu = torch.autograd.grad(y.sum(), (t, u))
+        # no zeros in t or u: a zero output or gradient is a dropped element (sin(0) = 0 in the region)
+        assert torch.equal(gt != 0, y[:n] != 0)
+        assert torch.equal(gu != 0, (y[n:2 * n] != 0) | (y[2 * n:] != 0))

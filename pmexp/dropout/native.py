@@ -92,6 +92,13 @@ def _make_traceable() -> None:
     its output's shape without running it, and a place among AOTAutograd's random ops."""
     torch.library.register_fake("pmexp_native::philox_bits")(_philox_bits_fake)
     register_random_draw(torch.ops.pmexp_native.philox_bits)
+    if torch.ops.pmexp_native.philox_bits.default not in BIT_DRAWS:
+        BIT_DRAWS.append(torch.ops.pmexp_native.philox_bits.default)
+
+
+#: Ops drawing keep bits as ``pmexp_native::philox_bits`` does (an empty (n, 0) count and p in; ceil(n / 8) bytes
+#: of bits, then the bytes 0..7, out), whose calls in one compiled graph :mod:`pmexp.dropout.merged_draws` merges.
+BIT_DRAWS: list[torch._ops.OpOverload] = []
 
 
 def register_random_draw(op: torch._ops.OpOverloadPacket) -> None:

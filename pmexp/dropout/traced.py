@@ -71,8 +71,18 @@ SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 52}
 
 
 def inductor_options(variant: str | None) -> dict:
-    """Inductor options a compiled model with ``variant``'s dropout needs (``torch.compile(options=...)``)."""
-    return dict(SEEDED_INDUCTOR_OPTIONS) if variant == "seeded" and use_traced() else {}
+    """Inductor options a compiled model with ``variant``'s dropout needs (``torch.compile(options=...)``):
+    seeded's realize threshold; packed's pass merging its C++ bit draws into one per graph
+    (:mod:`pmexp.dropout.merged_draws`; without it, a draw per dropout: correct, slower on a host-bound step)."""
+    if not use_traced():
+        return {}
+    if variant == "seeded":
+        return dict(SEEDED_INDUCTOR_OPTIONS)
+    if variant == "packed":
+        from pmexp.dropout.merged_draws import MERGE_BIT_DRAWS  # imports Inductor: only when compiling
+
+        return {"joint_custom_pre_pass": MERGE_BIT_DRAWS}
+    return {}
 
 
 def use_traced() -> bool:
