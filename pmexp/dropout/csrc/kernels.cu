@@ -72,6 +72,16 @@ struct alignas(4 * sizeof(T)) Vec4 {
 // A thread takes 4 consecutive counters of its tile, so in each of the tile's 4 chunks it reads and
 // writes 4 consecutive elements (one vector access when VEC) and owns half a byte of the bits; the
 // loads are all issued before the Philox rounds, which then hide their latency.
+// Whether Philox output r keeps its element: keep_threshold(p) (pmdrop.cpp) against its top 31 bits.
+__device__ __forceinline__ bool keeps(uint32_t r, int32_t threshold) { return (int32_t)(r >> 1) >= threshold; }
+
+// Stores the keep bits of this thread's 4 elements e..e+3 (nibble) and the next thread's 4 as one byte: even
+// threads write, odd ones lend their nibble. Every lane of the warp must call it (a warp shuffle).
+__device__ __forceinline__ void store_bits(uint8_t* __restrict__ bits, int64_t e, int64_t n, uint32_t nibble) {
+  const uint32_t high = __shfl_down_sync(0xffffffffu, nibble, 1);  // the next 4 elements' bits
+  if ((threadIdx.x & 1) == 0 && e < n) bits[e / 8] = (uint8_t)(nibble | (high << 4));
+}
+
 template <typename T, typename R, bool STORE, bool ADD, bool VEC>
 __global__ void __launch_bounds__(kThreads)
     forward_kernel(const T* __restrict__ x, const R* __restrict__ residual, R* __restrict__ y,
@@ -111,7 +121,7 @@ __global__ void __launch_bounds__(kThreads)
     uint32_t nibble = 0;
 #pragma unroll
     for (int v = 0; v < 4; ++v) {
-      const bool keep = e + v < n && (int32_t)(r[v][j] >> 1) >= threshold;
+      const bool keep = e + v < n && keeps(r[v][j], threshold);
       nibble |= (uint32_t)keep << v;
       const T o = keep ? scaled<T>(xv[j].v[v], scale) : zero<T>();  // torch rounds dropout's output to T first
       if constexpr (ADD) {
@@ -127,10 +137,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int v = 0; v < 4; ++v)
         if (e + v < n) y[e + v] = out.v[v];
     }
-    if (STORE) {
-      const uint32_t high = __shfl_down_sync(0xffffffffu, nibble, 1);  // the next 4 elements' bits
-      if ((threadIdx.x & 1) == 0 && e < n) bits[e / 8] = (uint8_t)(nibble | (high << 4));
-    }
+    if (STORE) store_bits(bits, e, n, nibble);
   }
 }
 
@@ -188,9 +195,8 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t e = base + j * kCounters + c0;
     uint32_t nibble = 0;
 #pragma unroll
-    for (int v = 0; v < 4; ++v) nibble |= (uint32_t)(e + v < n && (int32_t)(r[v][j] >> 1) >= threshold) << v;
-    const uint32_t high = __shfl_down_sync(0xffffffffu, nibble, 1);
-    if ((threadIdx.x & 1) == 0 && e < n) bits[e / 8] = (uint8_t)(nibble | (high << 4));
+    for (int v = 0; v < 4; ++v) nibble |= (uint32_t)(e + v < n && keeps(r[v][j], threshold)) << v;
+    store_bits(bits, e, n, nibble);
   }
   if (blockIdx.x == 0 && threadIdx.x < 8) bits[(n + 7) / 8 + threadIdx.x] = (uint8_t)threadIdx.x;
 }

@@ -124,7 +124,6 @@ at::Tensor forward_node(AutogradContext* ctx, const at::Tensor& x, const at::Ten
     ctx->save_for_backward({bits});
   }
   ctx->saved_data["p"] = p;
-  ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
   return y;
 }
 
@@ -148,6 +147,7 @@ struct Dropout : public torch::autograd::Function<Dropout<kSeeded>> {
 template <bool kSeeded>
 struct DropoutAdd : public torch::autograd::Function<DropoutAdd<kSeeded>> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& residual, double p) {
+    ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());  // backward's cast (below)
     return forward_node<kSeeded>(ctx, x, &residual, p);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
