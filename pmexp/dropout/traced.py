@@ -19,7 +19,9 @@ partitioner choose what to keep:
   e.g. BERT-large bf16 seq 512: 16,613 MB + 241 MB of bits against 16,613 + 1,928 MB of bool masks).
   On CUDA ``packed`` draws its bits alone: with the C++ extension one op a call
   (``pmexp_native::philox_bits``, from torch's CUDA generator, the bit shifts in its output:
-  :func:`_native_keep`; compiled MiniLM 0.94-0.95x standard against 0.90x, runs/2026-11-30-compiled-native),
+  :func:`_native_keep`; compiled MiniLM 0.94-0.95x standard against 0.90x, runs/2026-11-30-compiled-native;
+  with :func:`inductor_options` those calls merge into one a graph, :mod:`pmexp.dropout.merged_draws`: 0.98-1.00x,
+  runs/2026-11-30-compiled-host),
   else one Triton kernel from a seed drawn by ``randint`` (``pmexp::philox_bits``: the eager kernel's
   Philox stream, 4 keep decisions per Philox call). Before: packing a mask of ``x``'s
   shape made Inductor write float32 randoms to memory and read them back; then rows of 8 drawn
