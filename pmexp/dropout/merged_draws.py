@@ -1,6 +1,6 @@
 """One bit draw per compiled graph: an Inductor joint-graph pass merging compiled packed's C++ draws into one call.
 
-    torch.compile(model, options=pmexp.dropout.inductor_options("packed"))   # the trainer and pmexp.bench pass these
+    torch.compile(model, options=pmexp.dropout.traced.inductor_options("packed"))  # the trainer and pmexp.bench do
 
 Compiled packed on CUDA draws each dropout's keep bits with a call of ``pmexp_native::philox_bits``
 (:mod:`pmexp.dropout.traced`): 20 calls in a compiled MiniLM forward, each a dispatch, an ``empty`` and a kernel
