@@ -68,6 +68,18 @@ def _no_old_cuda_graph_dies_mid_capture():
     yield
 
 
+@pytest.fixture(params=["native", "triton"])
+def compiled_draw(request, monkeypatch):
+    """Compiled packed's draw on CUDA: the C++ op (where the extension builds) or the Triton kernel."""
+    from pmexp.dropout import native, traced
+
+    if request.param == "triton":
+        monkeypatch.setattr(traced, "_native_draws", lambda x: False)
+    elif native.load() is None:
+        pytest.skip(f"no C++ extension here: {native.why_not()}")
+    return request.param
+
+
 _WORDS = "the a market company said shares rose fell percent year new stock price quarter profit".split()
 
 

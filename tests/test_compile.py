@@ -400,9 +400,7 @@ def _three_dropouts(p: tuple[float, float, float], sizes: tuple[int, int, int] =
     """A function of one tensor dropping out three slices of it (one of a length not a multiple of 8)."""
     from pmexp.dropout.traced import packed_traced
 
-    ends = [sum(sizes[:i + 1]) for i in range(3)]
-    return lambda t: torch.cat([packed_traced(t[end - n:end], q, exact=False)
-                                for n, end, q in zip(sizes, ends, p, strict=True)])
+    return lambda t: torch.cat([packed_traced(part, q, exact=False) for part, q in zip(t.split(sizes), p, strict=True)])
 
 
 @pytest.mark.parametrize("dynamic", [False, True])

@@ -119,18 +119,6 @@ def test_opcheck_custom_ops():
     assert torch.equal(torch.ops.pmexp.philox_bits(seed, 3000, 0.2), bits)  # the fused forward's stream
 
 
-@pytest.fixture(params=["native", "triton"])
-def compiled_draw(request, monkeypatch):
-    """Compiled packed's draw on CUDA: the C++ op (where the extension builds) or the Triton kernel."""
-    from pmexp.dropout import native, traced
-
-    if request.param == "triton":
-        monkeypatch.setattr(traced, "_native_draws", lambda x: False)
-    elif native.load() is None:
-        pytest.skip(f"no C++ extension here: {native.why_not()}")
-    return request.param
-
-
 def test_compiled_packed_draws_fresh_bits_each_call(compiled_draw):
     """Compiled `packed` on CUDA draws its bits with ``pmexp_native::philox_bits`` (or ``pmexp::philox_bits``
     from a seed drawn in the graph): each call a new mask, kept at 1 - p."""

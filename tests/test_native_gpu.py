@@ -136,6 +136,16 @@ def graphed_masks(module, x, replays=4):
     return step_masks(torch.cuda.make_graphed_callables(module, (x,)), x, replays)
 
 
+def assert_fresh_masks(outs, p: float, warmup: int = 0) -> None:
+    """Of :func:`step_masks`' steps: backward used each step's forward mask, and after ``warmup`` steps every
+    mask keeps 1 - p of its elements (6 sigma) and no two are alike."""
+    assert all(torch.equal(out, grad) for out, grad in outs)  # backward used this step's forward mask
+    masks = [out for out, _ in outs[warmup:]]
+    n = masks[0].numel()
+    assert all(abs(1 - m.double().mean().item() - p) < 6 * math.sqrt(p * (1 - p) / n) for m in masks)
+    assert all(not torch.equal(a, b) for i, a in enumerate(masks) for b in masks[i + 1:]), "a step repeated a mask"
+
+
 @pytest.mark.parametrize("variant", ["standard", "packed_exact", "packed", "seeded"])
 @pytest.mark.parametrize("backend", ["native", "triton"])
 def test_cuda_graph_replays_draw_fresh_masks(ext, monkeypatch, variant, backend):
@@ -143,13 +153,7 @@ def test_cuda_graph_replays_draw_fresh_masks(ext, monkeypatch, variant, backend)
         monkeypatch.setattr(fn, "_native_kernels", lambda x: None)
     p, n = 0.25, 1 << 16
     x = (torch.rand(n, device="cuda") + 0.5).requires_grad_(True)
-    outs = graphed_masks(PackedDropout(p, variant), x)
-    for out_mask, grad_mask in outs:
-        assert torch.equal(out_mask, grad_mask)  # backward used this replay's forward mask
-        rate = 1 - out_mask.double().mean().item()
-        assert abs(rate - p) < 6 * math.sqrt(p * (1 - p) / n)
-    firsts = [m for m, _ in outs]
-    assert all(not torch.equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1:]), "a replay repeated a mask"
+    assert_fresh_masks(graphed_masks(PackedDropout(p, variant), x), p)
 
 
 @pytest.mark.parametrize("variant", ["packed", "seeded"])
@@ -240,37 +244,23 @@ def test_philox_bits_op_draws_from_the_cuda_generator_then_the_shifts(ext):
 
 
 @pytest.mark.parametrize("variant", ["packed", "seeded"])
-@pytest.mark.parametrize("draw", ["native", "triton"])
-def test_compiled_reduce_overhead_draws_fresh_masks(ext, monkeypatch, variant, draw):
+def test_compiled_reduce_overhead_draws_fresh_masks(ext, compiled_draw, variant):
     """torch.compile(mode="reduce-overhead") replays the step as a CUDA graph: every replay a fresh mask at 1 - p,
     and backward the forward's mask (packed's draw from the C++ op or the Triton kernel; seeded's from randint)."""
-    from pmexp.dropout import traced
-
-    if draw == "triton":
-        monkeypatch.setattr(traced, "_native_draws", lambda x: False)
-    elif variant == "seeded":
+    if compiled_draw == "native" and variant == "seeded":
         pytest.skip("seeded has one compiled draw (randint and a hash)")
     torch._dynamo.reset()
     p, x = 0.25, torch.rand(1 << 16, device="cuda") + 0.5
     fn = torch.compile(lambda t: dropout(t, p, True, variant), mode="reduce-overhead", fullgraph=True)
-    outs = step_masks(fn, x, 6)
-    assert all(torch.equal(out, grad) for out, grad in outs)  # backward used the forward's mask
-    masks = [out for out, _ in outs[2:]]  # the first steps warm up and record
-    assert all(abs(1 - m.double().mean().item() - p) < 6 * math.sqrt(p * (1 - p) / x.numel()) for m in masks)
-    assert all(not torch.equal(a, b) for i, a in enumerate(masks) for b in masks[i + 1:]), "a replay repeated a mask"
+    assert_fresh_masks(step_masks(fn, x, 6), p, warmup=2)  # the first steps warm up and record
 
 
-@pytest.mark.parametrize("draw", ["native", "triton"])
-def test_compiled_checkpointing_recomputes_the_forwards_mask(ext, monkeypatch, draw):
+def test_compiled_checkpointing_recomputes_the_forwards_mask(ext, compiled_draw):
     """Compiled activation checkpointing recomputes a checkpointed region in backward, the random draw included
     (AOTAutograd restores the CUDA generator around ops tagged nondeterministic_seeded): a draw from any other
     generator would give backward another mask, a wrong gradient no error reports."""
     from torch.utils.checkpoint import checkpoint
 
-    from pmexp.dropout import traced
-
-    if draw == "triton":
-        monkeypatch.setattr(traced, "_native_draws", lambda x: False)
     torch._dynamo.reset()
     region = lambda u: dropout(u, 0.3, True, "packed").sin()  # noqa: E731  (sin(0) = 0: the mask shows)
     fn = torch.compile(lambda t: checkpoint(region, t, use_reentrant=False), fullgraph=True)
@@ -283,9 +273,7 @@ def test_compiled_checkpointing_recomputes_the_forwards_mask(ext, monkeypatch, d
 
 def _three_dropouts_cuda(p: float):
     """Three dropouts of slices of one tensor (one of a length not a multiple of 8), each drawing its own bits."""
-    sizes = (4097, 1000, 64)
-    ends = [sum(sizes[:i + 1]) for i in range(3)]
-    return lambda t: torch.cat([dropout(t[end - n:end], p, True, "packed") for n, end in zip(sizes, ends, strict=True)])
+    return lambda t: torch.cat([dropout(part, p, True, "packed") for part in t.split((4097, 1000, 64))])
 
 
 def _philox_bits_calls(fn, x) -> int:
@@ -309,11 +297,9 @@ def test_compiled_merged_draws_one_call_fresh_masks(ext, graphs):
     outs = step_masks(fn, x, 6)
     if not graphs:  # a forward with autograd (the joint graph the pass merges in), already compiled
         assert _philox_bits_calls(fn, x.detach().clone().requires_grad_(True)) == 1
-    assert all(torch.equal(out, grad) for out, grad in outs)  # backward used the forward's mask
-    masks = [out for out, _ in outs[2:]]
-    assert all(abs(1 - m.double().mean().item() - p) < 6 * math.sqrt(p * (1 - p) / x.numel()) for m in masks)
-    assert all(not torch.equal(a, b) for i, a in enumerate(masks) for b in masks[i + 1:]), "a step repeated a mask"
-    assert not torch.equal(masks[0][:1000], masks[0][4097:5097])  # two dropouts, unrelated masks
+    assert_fresh_masks(outs, p, warmup=2)
+    mask = outs[2][0]
+    assert not torch.equal(mask[:1000], mask[4097:5097])  # two dropouts, unrelated masks
 
 
 def test_compiled_merged_draws_leave_checkpointed_draws_alone(ext):
