@@ -233,12 +233,14 @@ def _compiled_bert_saved(variant: str, attention: str = "eager", fresh_bits: boo
 def test_compiled_bert_seeded_keeps_seeds_not_masks():
     """A whole model under Inductor (many dropouts in one graph): `seeded` keeps seeds only and
     otherwise what compiled `standard` keeps, less its masks (regression: a shared int64 index)."""
-    standard, seeded = _compiled_bert_saved("standard"), _compiled_bert_saved("seeded")
+    standard = _compiled_bert_saved("standard")
     small = 16 * 1024  # Inductor may keep a few small bool tensors (a padding-mask row, ...): not masks
-    assert seeded["saved_mask_bytes"] < small and seeded["saved_bytes_by_dtype"].get("int64", 0) < 64 * 1024
-    assert seeded["saved_total_bytes"] < standard["saved_total_bytes"] - standard["saved_mask_bytes"] * 0.9
-    # the rest equal up to small tensors whose choice varies by machine (CI: +64 KiB of float32)
-    assert abs(seeded["saved_activation_bytes"] - standard["saved_activation_bytes"]) < standard["saved_mask_bytes"] / 8
+    for seeded in (_compiled_bert_saved("seeded"), _compiled_bert_saved("seeded", merged=True)):  # seeds merged
+        assert seeded["saved_mask_bytes"] < small and seeded["saved_bytes_by_dtype"].get("int64", 0) < 64 * 1024
+        assert seeded["saved_total_bytes"] < standard["saved_total_bytes"] - standard["saved_mask_bytes"] * 0.9
+        # the rest equal up to small tensors whose choice varies by machine (CI: +64 KiB of float32)
+        assert abs(seeded["saved_activation_bytes"] - standard["saved_activation_bytes"]) < \
+            standard["saved_mask_bytes"] / 8
 
 
 def test_compiled_bert_packed_keeps_bits_not_randoms():
@@ -353,7 +355,7 @@ def test_compiled_seeded_backward_stores_nothing_standard_does_not():
     and without them the stored tensor is there: the check sees the mechanism, not a tuned number."""
     from pmexp.dropout.traced import SEEDED_INDUCTOR_OPTIONS, inductor_options
 
-    assert inductor_options("seeded") == SEEDED_INDUCTOR_OPTIONS
+    assert SEEDED_INDUCTOR_OPTIONS.items() <= inductor_options("seeded").items()
     standard = _realized_probs_buffers(lambda t: dropout(t, P, True, "standard"))
     torch._dynamo.reset()
     seeded = _realized_probs_buffers(lambda t: dropout(t, P, True, "seeded"), inductor_options("seeded"))
@@ -423,6 +425,34 @@ def test_merged_draws_give_each_dropout_its_own_mask(stand_in_native, dynamic):
     for q, part in zip(p, keep.split([4097, 1000, 64]), strict=True):
         assert abs(1 - part.double().mean().item() - q) < 5 * (q * (1 - q) / part.numel()) ** 0.5
     assert not torch.equal(keep[:1000], keep[4097:5097])  # two p=0.5 dropouts: unrelated masks
+    assert not torch.equal(keep, fn(x) != 0)
+
+
+def test_seeded_seeds_merge_into_one_draw():
+    """With seeded's Inductor options its seeds (a randint a dropout, each written by a kernel of its own) are one
+    randint a graph, each dropout reading its own element: one draw in the joint graph, unrelated masks at their
+    rates, backward using the forward's, and a fresh draw each call."""
+    from pmexp.dropout.merged_draws import MERGE_BIT_DRAWS
+    from pmexp.dropout.traced import inductor_options
+
+    draws = []
+
+    def counted(graph):  # the pass, then the randint draws left in the joint graph
+        MERGE_BIT_DRAWS(graph)
+        draws.append([n.args[2] for n in graph.nodes if n.target is torch.ops.aten.randint.low])
+
+    sizes = (4097, 1000, 64)
+    fn = torch.compile(lambda t: torch.cat([dropout(part, P, True, "seeded") for part in t.split(sizes)]),
+                       options={**inductor_options("seeded"), "joint_custom_pre_pass": counted})
+    x = torch.ones(sum(sizes), requires_grad=True)
+    y = fn(x)
+    assert draws == [[[3]]]
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(g, y)  # x is ones: the output is keep / (1 - p), and so is the gradient
+    keep = y != 0
+    for part in keep.split(sizes):
+        assert abs(1 - part.double().mean().item() - P) < 5 * (P * (1 - P) / part.numel()) ** 0.5
+    assert not torch.equal(keep[:1000], keep[4097:5097])
     assert not torch.equal(keep, fn(x) != 0)
 
 

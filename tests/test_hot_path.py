@@ -230,12 +230,13 @@ def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(mak
     packed = config_summary(make_cfg("dropout=packed", "trainer.compile=true"))
     eager = config_summary(make_cfg("dropout=seeded"))
     threshold = SEEDED_INDUCTOR_OPTIONS["realize_opcount_threshold"]
-    assert seeded["inductor_options"] == f"realize_opcount_threshold={threshold}"
-    assert packed["inductor_options"] == "joint_custom_pre_pass=pmexp.dropout.merged_draws.MERGE_BIT_DRAWS"
+    merge = "joint_custom_pre_pass=pmexp.dropout.merged_draws.MERGE_BIT_DRAWS"
+    assert seeded["inductor_options"] == f"realize_opcount_threshold={threshold},{merge}"
+    assert packed["inductor_options"] == merge
     assert eager["inductor_options"] is None
     combo = config_summary(make_cfg("dropout=seeded", "trainer.compile=true",
                                     "+trainer.inductor_options.combo_kernels=true"))
-    assert combo["inductor_options"] == f"realize_opcount_threshold={threshold},combo_kernels=True"  # the user's too
+    assert combo["inductor_options"] == f"realize_opcount_threshold={threshold},{merge},combo_kernels=True"
 
 
 def test_profile_step_counts_kernels_not_annotated_ranges():

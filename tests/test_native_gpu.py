@@ -271,9 +271,9 @@ def test_compiled_checkpointing_recomputes_the_forwards_mask(ext, compiled_draw)
         assert torch.equal(g != 0, y != 0)
 
 
-def _three_dropouts_cuda(p: float):
-    """Three dropouts of slices of one tensor (one of a length not a multiple of 8), each drawing its own bits."""
-    return lambda t: torch.cat([dropout(part, p, True, "packed") for part in t.split((4097, 1000, 64))])
+def _three_dropouts_cuda(p: float, variant: str = "packed"):
+    """Three dropouts of slices of one tensor (one of a length not a multiple of 8), each drawing its own mask."""
+    return lambda t: torch.cat([dropout(part, p, True, variant) for part in t.split((4097, 1000, 64))])
 
 
 def _philox_bits_calls(fn, x) -> int:
@@ -285,17 +285,19 @@ def _philox_bits_calls(fn, x) -> int:
 
 
 @pytest.mark.parametrize("graphs", [False, True], ids=["default", "reduce-overhead"])
-def test_compiled_merged_draws_one_call_fresh_masks(ext, graphs):
-    """With packed's Inductor options the three draws are one op call a forward (pmexp.dropout.merged_draws), and
-    as CUDA graphs too every step draws fresh masks at 1 - p, with backward the forward's mask."""
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_compiled_merged_draws_one_call_fresh_masks(ext, variant, graphs):
+    """With the variant's Inductor options the three draws are one (packed: one op call a forward; seeded: one
+    randint of the three seeds; pmexp.dropout.merged_draws), and as CUDA graphs too every step draws fresh
+    masks at 1 - p, with backward the forward's mask."""
     from pmexp.dropout.traced import inductor_options
 
     torch._dynamo.reset()
     p, x = 0.25, torch.rand(5161, device="cuda") + 0.5
-    options = {**inductor_options("packed"), **({"triton.cudagraphs": True} if graphs else {})}
-    fn = torch.compile(_three_dropouts_cuda(p), options=options, fullgraph=True)
+    options = {**inductor_options(variant), **({"triton.cudagraphs": True} if graphs else {})}
+    fn = torch.compile(_three_dropouts_cuda(p, variant), options=options, fullgraph=True)
     outs = step_masks(fn, x, 6)
-    if not graphs:  # a forward with autograd (the joint graph the pass merges in), already compiled
+    if variant == "packed" and not graphs:  # a forward with autograd (the joint graph the pass merges in)
         assert _philox_bits_calls(fn, x.detach().clone().requires_grad_(True)) == 1
     assert_fresh_masks(outs, p, warmup=2)
     mask = outs[2][0]

@@ -1,4 +1,4 @@
-"""One bit draw per compiled graph: an Inductor joint-graph pass merging compiled packed's C++ draws into one call.
+"""One draw per compiled graph: an Inductor joint-graph pass merging compiled packed's C++ draws into one call.
 
     torch.compile(model, options=pmexp.dropout.traced.inductor_options("packed"))  # the trainer and pmexp.bench do
 
@@ -11,6 +11,9 @@ one ``p`` become one call whose output holds each draw's bits back to back, then
 slices (its bits, its shifts) become slices of that output. The partitioner then saves the one buffer for
 backward: the same bytes as before less 8 a draw, alive until the backward's last dropout where each draw's
 bits were freed after its own (bits are 1/32 of a float32 activation: far below the peak's other tensors).
+
+Compiled seeded's seeds likewise (:func:`merge_seed_draws`): one ``randint`` for all of them, each dropout reading
+its element, where Inductor wrote each seed with a kernel of its own.
 
 Left alone, drawing as before: a draw inside an activation-checkpoint region (its recompute replays that draw
 from the generator state saved around it), one whose element count is symbolic (dynamic shapes), and one whose
@@ -33,7 +36,8 @@ _aten = torch.ops.aten
 
 
 class MergeBitDraws(CustomGraphPass):
-    """Merges the calls of each op in :data:`pmexp.dropout.native.BIT_DRAWS` with one ``p`` in a joint graph."""
+    """Merges the calls of each op in :data:`pmexp.dropout.native.BIT_DRAWS` with one ``p`` in a joint graph, and
+    compiled seeded's seed draws (:func:`merge_seed_draws`)."""
 
     def __call__(self, graph: Graph) -> None:
         groups: dict[tuple, list[tuple[Node, int]]] = defaultdict(list)
@@ -43,6 +47,7 @@ class MergeBitDraws(CustomGraphPass):
         for (op, p, _), draws in groups.items():
             if len(draws) > 1:
                 _merge(graph, op, p, draws)
+        merge_seed_draws(graph)
 
     def uuid(self) -> bytes:
         # The cache key: this file and the ops it merges (a test's stand-in op merges too).
@@ -126,3 +131,30 @@ def _in_merged(start: int, end: int, bit_bytes: int, offset: int, total: int, i:
     # "used far apart", which bans recomputing the unpacking in backward, and the partitioner saved the unpacked
     # bool masks instead of the bits (tests/test_compile.py).
     return total + start - bit_bytes, total + end - bit_bytes + (i if end == bit_bytes + 8 else 0)
+
+
+def merge_seed_draws(graph: Graph) -> None:
+    """Compiled seeded's seeds, one ``randint(low, high, (1,))`` a dropout (:func:`pmexp.dropout.traced.seeded_traced`),
+    drawn as one ``randint`` of all of them, each dropout reading its element. Inductor writes each seed with a
+    kernel of its own (it is saved for backward): 20 launches a compiled MiniLM step that standard does not make.
+    Draws inside activation-checkpoint regions are left alone, as bit draws are."""
+    groups: dict[tuple, list[Node]] = defaultdict(list)
+    for node in graph.nodes:
+        if (node.target is _aten.randint.low and node.meta.get("recompute") is None and len(node.args) == 3
+                and list(node.args[2]) == [1] and node.meta["val"].dtype == torch.int64):
+            groups[(node.args[0], node.args[1], node.meta["val"].device)].append(node)
+    for (low, high, _), draws in groups.items():
+        if len(draws) < 2:
+            continue
+        fake_mode = draws[0].meta["val"].fake_mode
+        with graph.inserting_before(draws[0]):
+            merged = graph.call_function(_aten.randint.low, (low, high, [len(draws)]), dict(draws[0].kwargs))
+        with fake_mode:
+            merged.meta.update(draws[0].meta, val=_aten.randint.low(low, high, [len(draws)], **merged.kwargs))
+        for i, draw in enumerate(draws):
+            with graph.inserting_before(draw):
+                seed = graph.call_function(_aten.slice.Tensor, (merged, 0, i, i + 1))
+            with fake_mode:
+                seed.meta.update(draw.meta, val=_aten.slice.Tensor(merged.meta["val"], 0, i, i + 1))
+            draw.replace_all_uses_with(seed)
+            graph.erase_node(draw)

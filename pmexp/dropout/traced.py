@@ -74,17 +74,13 @@ SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 52}
 
 def inductor_options(variant: str | None) -> dict:
     """Inductor options a compiled model with ``variant``'s dropout needs (``torch.compile(options=...)``):
-    seeded's realize threshold; packed's pass merging its C++ bit draws into one per graph
+    seeded's realize threshold; the pass merging packed's C++ bit draws, and seeded's seed draws, into one a graph
     (:mod:`pmexp.dropout.merged_draws`; without it, a draw per dropout: correct, slower on a host-bound step)."""
-    if not use_traced():
+    if not use_traced() or variant not in ("packed", "seeded"):
         return {}
-    if variant == "seeded":
-        return dict(SEEDED_INDUCTOR_OPTIONS)
-    if variant == "packed":
-        from pmexp.dropout.merged_draws import MERGE_BIT_DRAWS  # imports Inductor: only when compiling
+    from pmexp.dropout.merged_draws import MERGE_BIT_DRAWS  # imports Inductor: only when compiling
 
-        return {"joint_custom_pre_pass": MERGE_BIT_DRAWS}
-    return {}
+    return {**(SEEDED_INDUCTOR_OPTIONS if variant == "seeded" else {}), "joint_custom_pre_pass": MERGE_BIT_DRAWS}
 
 
 def use_traced() -> bool:
