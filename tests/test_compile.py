@@ -419,12 +419,18 @@ def test_merged_draws_give_each_dropout_its_own_mask(stand_in_native, dynamic):
     STAND_IN_CALLS.clear()
     y = fn(x)
     assert dict(STAND_IN_CALLS) == ({0.5: 2, 0.25: 1} if dynamic else {0.5: 1, 0.25: 1})
+    _assert_own_masks(fn, x, y, p)
+
+
+def _assert_own_masks(fn, x: torch.Tensor, y: torch.Tensor, p: tuple[float, ...], sizes=(4097, 1000, 64)) -> None:
+    """``y = fn(x)``, x all ones, three dropouts of its slices (``sizes``; the first two at one p): backward uses the
+    forward's mask, each dropout keeps 1 - p (5 sigma), the first two drew unrelated masks, a second call a new one."""
     (g,) = torch.autograd.grad(y.sum(), x)
     assert torch.equal(g, y)  # x is ones: the output is keep / (1 - p), and so is the gradient
     keep = y != 0
-    for q, part in zip(p, keep.split([4097, 1000, 64]), strict=True):
+    for q, part in zip(p, keep.split(sizes), strict=True):
         assert abs(1 - part.double().mean().item() - q) < 5 * (q * (1 - q) / part.numel()) ** 0.5
-    assert not torch.equal(keep[:1000], keep[4097:5097])  # two p=0.5 dropouts: unrelated masks
+    assert not torch.equal(keep[:1000], keep[sizes[0]:sizes[0] + 1000])  # two dropouts at one p: unrelated masks
     assert not torch.equal(keep, fn(x) != 0)
 
 
@@ -447,13 +453,7 @@ def test_seeded_seeds_merge_into_one_draw():
     x = torch.ones(sum(sizes), requires_grad=True)
     y = fn(x)
     assert draws == [[[3]]]
-    (g,) = torch.autograd.grad(y.sum(), x)
-    assert torch.equal(g, y)  # x is ones: the output is keep / (1 - p), and so is the gradient
-    keep = y != 0
-    for part in keep.split(sizes):
-        assert abs(1 - part.double().mean().item() - P) < 5 * (P * (1 - P) / part.numel()) ** 0.5
-    assert not torch.equal(keep[:1000], keep[4097:5097])
-    assert not torch.equal(keep, fn(x) != 0)
+    _assert_own_masks(fn, x, y, (P, P, P), sizes)
 
 
 @pytest.mark.parametrize("registered", [True, False])
