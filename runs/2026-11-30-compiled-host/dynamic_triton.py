@@ -5,7 +5,8 @@
 tests/test_gpu.py::test_compiled_packed_fresh_bits_with_dynamic_shapes[triton] failed once in call 5 (gradient's
 zeros not the output's). Here: per draw path (triton, native) and dynamic (True, False), several fresh compiles,
 each run at several row counts; per run the elements where ``grad != 0`` and ``y != 0`` disagree, where they lie
-(first and last flat index, and whether all sit past some index), and the keep rates of forward and backward.
+(first and last flat index, x there), and the keep rates of forward and backward. Then how many exact zeros
+``torch.randn`` draws on CUDA (``y != 0`` is the keep mask only where x has none).
 The first triton dynamic compile's graphs and Inductor code go to ``--out``/code.log (TORCH_LOGS set by the caller).
 """
 
@@ -44,6 +45,7 @@ def run(path: str, dynamic: bool, trials: int, rows_list: list[int]) -> list[dic
                     "fwd_keep_tail": fwd[-8192:].double().mean().item(),
                     "bwd_keep_tail": bwd[-8192:].double().mean().item(),
                     "g_values": sorted({round(v, 4) for v in g.unique().tolist()})[:6],
+                    "x_at_mismatches": x.detach().reshape(-1)[bad[:8]].tolist(),
                 })
                 print(json.dumps(results[-1]), flush=True)
     finally:
@@ -64,6 +66,8 @@ def main() -> None:
         for dynamic in (True, False):
             results += run(path, dynamic, args.trials, rows_list)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    zeros = [int((torch.randn(1 << 30, device="cuda") == 0).sum()) for _ in range(4)]
+    print(f"exact zeros in torch.randn(2**30) on CUDA, 4 draws: {zeros}")
     for path in args.paths.split(","):
         for dynamic in (True, False):
             rs = [r for r in results if r["path"] == path and r["dynamic"] == dynamic]
