@@ -80,6 +80,15 @@ def compiled_draw(request, monkeypatch):
     return request.param
 
 
+def nonzero_randn(*shape: int, device: str | None = None, dtype: torch.dtype | None = None,
+                  requires_grad: bool = False) -> torch.Tensor:
+    """``torch.randn`` with its exact zeros made 1: a dropout test that reads the keep mask as ``y != 0`` needs an
+    input without zeros. CUDA's randn is exactly 0 about once in 8M elements (its Box-Muller at u = 1; H200: 112-143
+    in 2**30, runs/2026-11-30-compiled-host call 7), which once failed a correct mask's test (call 5)."""
+    x = torch.randn(*shape, device=device, dtype=dtype)
+    return x.masked_fill_(x == 0, 1.0).requires_grad_(requires_grad)
+
+
 _WORDS = "the a market company said shares rose fell percent year new stock price quarter profit".split()
 
 

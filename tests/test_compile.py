@@ -8,6 +8,7 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import nonzero_randn
 from tolerances import scaled_sin_grad_bound, unit_roundoff
 
 from pmexp.dropout import VARIANTS, dropout
@@ -47,7 +48,7 @@ def test_compiled_seeded_gradient_agrees_with_its_own_mask(backend):
     """Compiled `seeded` draws a hash mask (not eager's stream): check the gradient is the one
     of the mask the forward used, and the keep rate."""
     fn = torch.compile(lambda x: dropout(x, P, True, "seeded"), fullgraph=True, backend=backend)
-    x = torch.randn(64, 257, requires_grad=True)
+    x = nonzero_randn(64, 257, requires_grad=True)
     y, g = _grads(fn, x)
     keep = y != 0
     assert torch.equal(g == 0, ~keep)
@@ -294,7 +295,7 @@ def test_draw_bits_keep_rate_and_gradient(backend):
 
     sigma = (0.3 * 0.7 / 80_003) ** 0.5  # binomial keep rate: 5 sigma fails a correct draw with p < 6e-7
     assert abs(unpack_bits(bits, (80_003,)).double().mean().item() - 0.7) < 5 * sigma
-    x = torch.randn(64, 129, requires_grad=True)
+    x = nonzero_randn(64, 129, requires_grad=True)
     y = torch.compile(lambda t: packed_traced(t, 0.3, exact=False), fullgraph=True, backend=backend)(x)
     (g,) = torch.autograd.grad(y.sum(), x)
     keep = y != 0

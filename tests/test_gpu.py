@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import nonzero_randn
 from tolerances import scaled_sin_grad_bound
 from torch import nn
 
@@ -137,7 +138,7 @@ def test_compiled_packed_fresh_bits_with_dynamic_shapes(compiled_draw):
     torch._dynamo.reset()
     fn = torch.compile(lambda t: dropout(t, 0.3, True, "packed"), fullgraph=True, dynamic=True)
     for rows in (37, 64, 129):
-        x = torch.randn(rows, 1000, device="cuda", requires_grad=True)
+        x = nonzero_randn(rows, 1000, device="cuda", requires_grad=True)
         y = fn(x)
         (g,) = torch.autograd.grad(y.sum(), x)
         keep = y != 0
@@ -151,7 +152,7 @@ def test_inductor_compile_fullgraph(variant):
     torch._dynamo.reset()
     fn = lambda x: dropout(x, 0.3, True, variant).sin()  # noqa: E731
     compiled = torch.compile(fn, fullgraph=True)
-    x = torch.randn(4096, device="cuda", requires_grad=True)
+    x = nonzero_randn(4096, device="cuda", requires_grad=True)
     y = compiled(x)
     (g,) = torch.autograd.grad(y.sum(), x)
     keep = y != 0
@@ -211,3 +212,41 @@ def test_sdpa_routing_keeps_no_attention_mask_on_cuda(head, compiled):
     assert saved["seeded"] < probs, saved
     if head == 26 and compiled:  # compiled stock SDPA runs the math path here (runs/2026-11-28-compile)
         assert saved["standard"] >= 2 * probs, saved
+
+
+@pytest.mark.parametrize("variant", ["packed", "seeded"])
+def test_compiled_kernels_launch_statically(variant):
+    """Every Triton kernel of a compiled BERT step with the variant's Inductor options gets Inductor's static
+    launcher (its C++ launch; else Triton's Python launcher, 8 more Python calls a launch). It finds a kernel's
+    binary by the kernel's whole name, which Triton stores cut to 150 characters: seeded's hash fused into layer
+    norms made names of up to 170 (pmexp.dropout.traced.SHORT_KERNEL_NAMES)."""
+    transformers = pytest.importorskip("transformers")
+    from torch._inductor.runtime import triton_heuristics
+    from torch._inductor.utils import fresh_cache
+
+    from pmexp.dropout.traced import inductor_options
+
+    if not getattr(torch._inductor.config, "use_static_triton_launcher", False):
+        pytest.skip("this torch's Inductor has no static launcher")
+    static_launch = triton_heuristics.StaticTritonCompileResult.can_statically_launch
+    launched: dict[str, bool] = {}
+
+    def recorded(kernel, *args):
+        result = static_launch(kernel, *args)
+        launched[kernel.src.fn.__name__] = result is not None
+        return result
+
+    cfg = transformers.BertConfig(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=128, attn_implementation="eager")
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(cfg).cuda().train()
+    apply(model, variant)
+    ids = torch.randint(5, 99, (4, 32), device="cuda")
+    torch._dynamo.reset()
+    # compile_threads=1: kernels compile in this process, where the wrapper sees them; a fresh cache: compiled now
+    with fresh_cache(), torch._inductor.config.patch(compile_threads=1), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(triton_heuristics.StaticTritonCompileResult, "can_statically_launch", staticmethod(recorded))
+        fn = torch.compile(model, options=inductor_options(variant))
+        fn(input_ids=ids, labels=ids[:, 0] % 2).loss.backward()
+    assert len(launched) >= 10, launched  # forward and backward kernels seen
+    assert all(launched.values()), sorted(name for name, static in launched.items() if not static)

@@ -221,8 +221,8 @@ def test_bench_step_keeps_finished_cells_tables_when_a_later_cell_dies(tmp_path,
 
 
 def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(make_cfg):
-    """The realize threshold seeded's hash needs changes what Inductor stores, and packed's pass merging its draws
-    how many it makes: the record says so."""
+    """The realize threshold seeded's hash needs changes what Inductor stores, the pass merging draws how many it
+    makes, and short kernel names how they launch: the record says so."""
     from pmexp.dropout.traced import SEEDED_INDUCTOR_OPTIONS
     from pmexp.experiment.recorder import config_summary
 
@@ -230,7 +230,7 @@ def test_a_compiled_seeded_job_records_the_inductor_options_it_compiled_with(mak
     packed = config_summary(make_cfg("dropout=packed", "trainer.compile=true"))
     eager = config_summary(make_cfg("dropout=seeded"))
     threshold = SEEDED_INDUCTOR_OPTIONS["realize_opcount_threshold"]
-    merge = "joint_custom_pre_pass=pmexp.dropout.merged_draws.MERGE_BIT_DRAWS"
+    merge = "triton.descriptive_names=False,joint_custom_pre_pass=pmexp.dropout.merged_draws.MERGE_BIT_DRAWS"
     assert seeded["inductor_options"] == f"realize_opcount_threshold={threshold},{merge}"
     assert packed["inductor_options"] == merge
     assert eager["inductor_options"] is None

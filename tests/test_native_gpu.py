@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from conftest import nonzero_randn
 from torch import nn
 
 from pmexp.dropout import PackedDropout, apply, dropout, dropout_add, native
@@ -58,7 +59,7 @@ def forward_backward(function, x, seed):
 def test_native_autograd_equals_triton_path(ext, variant, dtype):
     """Same torch seed, same CPU generator draw: the native and Triton paths give the same output and gradient,
     on a non-contiguous input with a non-contiguous gradient."""
-    x = torch.randn(64, 96, device="cuda").to(dtype).t()
+    x = nonzero_randn(64, 96, device="cuda", dtype=dtype).t()
     triton_fn = fn._FusedPacked.apply if variant == "packed" else fn._SeededCuda.apply
     y_t, g_t = forward_backward(lambda v: triton_fn(v, 0.3), x, seed=5)
     y_n, g_n = forward_backward(lambda v: dropout(v, 0.3, True, variant), x, seed=5)
@@ -265,7 +266,7 @@ def test_compiled_checkpointing_recomputes_the_forwards_mask(ext, compiled_draw)
     region = lambda u: dropout(u, 0.3, True, "packed").sin()  # noqa: E731  (sin(0) = 0: the mask shows)
     fn = torch.compile(lambda t: checkpoint(region, t, use_reentrant=False), fullgraph=True)
     for _ in range(3):
-        x = torch.randn(1 << 16, device="cuda", requires_grad=True)
+        x = nonzero_randn(1 << 16, device="cuda", requires_grad=True)
         y = fn(x)
         (g,) = torch.autograd.grad(y.sum(), x)
         assert torch.equal(g != 0, y != 0)
@@ -318,9 +319,9 @@ def test_compiled_merged_draws_leave_checkpointed_draws_alone(ext):
                        options=inductor_options("packed"), fullgraph=True)
     n = 1 << 14
     for _ in range(3):
-        t, u = (torch.randn(n, device="cuda", requires_grad=True) for _ in range(2))
+        t, u = (nonzero_randn(n, device="cuda", requires_grad=True) for _ in range(2))
         y = fn(t, u)
         gt, gu = torch.autograd.grad(y.sum(), (t, u))
-        # no zeros in t or u: a zero output or gradient is a dropped element (sin(0) = 0 in the region)
+        # t and u have no zeros: a zero output or gradient is a dropped element (sin(0) = 0 in the region)
         assert torch.equal(gt != 0, y[:n] != 0)
         assert torch.equal(gu != 0, (y[n:2 * n] != 0) | (y[2 * n:] != 0))

@@ -72,15 +72,26 @@ _M32 = 0xFFFFFFFF
 SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 52}
 
 
+# Kernel names without the fused ops' names ("triton_per_fused_12"). Why: Triton stores a kernel's binary under its
+# name cut to 150 characters, and Inductor's static launcher looks for the whole name, so a kernel named after
+# more fused ops launches through Triton's Python launcher instead (8 more Python calls a launch). Seeded's hash
+# fused into layer norms names 14 of compiled MiniLM's kernels 153-170 characters long, packed's 1 (standard's
+# longest: 148); seeded 0.976x standard there (runs/2026-11-30-compiled-host, calls 6-7). The cost: profiles
+# show numbered kernels, not their ops.
+SHORT_KERNEL_NAMES = {"triton.descriptive_names": False}
+
+
 def inductor_options(variant: str | None) -> dict:
     """Inductor options a compiled model with ``variant``'s dropout needs (``torch.compile(options=...)``):
     seeded's realize threshold; the pass merging packed's C++ bit draws, and seeded's seed draws, into one a graph
-    (:mod:`pmexp.dropout.merged_draws`; without it, a draw per dropout: correct, slower on a host-bound step)."""
+    (:mod:`pmexp.dropout.merged_draws`; without it, a draw per dropout: correct, slower on a host-bound step);
+    kernel names short enough for Inductor's static launcher (:data:`SHORT_KERNEL_NAMES`)."""
     if not use_traced() or variant not in ("packed", "seeded"):
         return {}
     from pmexp.dropout.merged_draws import MERGE_BIT_DRAWS  # imports Inductor: only when compiling
 
-    return {**(SEEDED_INDUCTOR_OPTIONS if variant == "seeded" else {}), "joint_custom_pre_pass": MERGE_BIT_DRAWS}
+    seeded = SEEDED_INDUCTOR_OPTIONS if variant == "seeded" else {}
+    return {**seeded, **SHORT_KERNEL_NAMES, "joint_custom_pre_pass": MERGE_BIT_DRAWS}
 
 
 def use_traced() -> bool:
