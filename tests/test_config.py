@@ -228,7 +228,8 @@ def test_inductor_options_go_over_the_variants_and_unknown_ones_fail():
                                  "+trainer.inductor_options.combo_kernels=true",
                                  "+trainer.inductor_options.realize_opcount_threshold=60"))
     ours = {"triton.descriptive_names": False, "joint_custom_pre_pass": MERGE_BIT_DRAWS}
-    assert job_inductor_options(cfg) == {"realize_opcount_threshold": 60, "combo_kernels": True, **ours}  # the user's win
+    # the user's options win over the variant's
+    assert job_inductor_options(cfg) == {"realize_opcount_threshold": 60, "combo_kernels": True, **ours}
     assert job_inductor_options(validate(compose_train("dropout=seeded", "trainer.compile=true"))) == {
         "realize_opcount_threshold": 52, **ours}
     with pytest.raises(ConfigError, match=r"trainer\.inductor_options\.combo_kernel\b.*not an Inductor option"):

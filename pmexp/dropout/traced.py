@@ -76,8 +76,8 @@ SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 52}
 # name cut to 150 characters, and Inductor's static launcher looks for the whole name, so a kernel named after
 # more fused ops launches through Triton's Python launcher instead (8 more Python calls a launch). Seeded's hash
 # fused into layer norms names 14 of compiled MiniLM's kernels 153-170 characters long, packed's 1 (standard's
-# longest: 148); seeded 0.976x standard there (runs/2026-11-30-compiled-host, calls 6-7). The cost: profiles
-# show numbered kernels, not their ops.
+# longest: 148); seeded 0.976x standard there, 0.993-1.004x with short names (runs/2026-11-30-compiled-host,
+# calls 6-9). The cost: profiles show numbered kernels, not their ops.
 SHORT_KERNEL_NAMES = {"triton.descriptive_names": False}
 
 
