@@ -72,7 +72,7 @@ _M32 = 0xFFFFFFFF
 SEEDED_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 52}
 
 
-# Kernel names without the fused ops' names ("triton_per_fused_12"). Why: Triton stores a kernel's binary under its
+# Kernel names without the fused ops' names (a kind and a number). Why: Triton stores a kernel's binary under its
 # name cut to 150 characters, and Inductor's static launcher looks for the whole name, so a kernel named after
 # more fused ops launches through Triton's Python launcher instead (8 more Python calls a launch). Seeded's hash
 # fused into layer norms names 14 of compiled MiniLM's kernels 153-170 characters long, packed's 1 (standard's
