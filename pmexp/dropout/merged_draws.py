@@ -98,22 +98,14 @@ def _merge(graph: Graph, op, p: float, draws: list[tuple[Node, int]]) -> None:
     sizes = [_bit_bytes(n) for _, n in draws]
     total = sum(sizes)
     first = draws[0][0]
-    fake_mode = first.meta["val"].fake_mode
-    with graph.inserting_before(first):
-        count = graph.call_function(_aten.empty.memory_format, ([8 * total, 0],), dict(first.args[0].kwargs))
-        merged = graph.call_function(op, (count, p))
-    with fake_mode:
-        count.meta.update(first.args[0].meta, val=_aten.empty.memory_format([8 * total, 0], **count.kwargs))
-        merged.meta.update(first.meta, val=op(count.meta["val"], p))
+    count = _inserted(graph, first, first.args[0], _aten.empty.memory_format, ([8 * total, 0],),
+                      first.args[0].kwargs)
+    merged = _inserted(graph, first, first, op, (count, p))
     offset = 0
     for i, ((draw, _), bit_bytes) in enumerate(zip(draws, sizes, strict=True)):
         for user in list(draw.users):
             start, end = _in_merged(*_slice_bounds(user, bit_bytes), bit_bytes, offset, total, i)
-            with graph.inserting_before(user):
-                part = graph.call_function(_aten.slice.Tensor, (merged, 0, start, end))
-            with fake_mode:
-                part.meta.update(user.meta, val=_aten.slice.Tensor(merged.meta["val"], 0, start, end))
-            user.replace_all_uses_with(part)
+            user.replace_all_uses_with(_inserted(graph, user, user, _aten.slice.Tensor, (merged, 0, start, end)))
             graph.erase_node(user)
         count_node = draw.args[0]
         graph.erase_node(draw)
@@ -146,15 +138,18 @@ def merge_seed_draws(graph: Graph) -> None:
     for (low, high, _), draws in groups.items():
         if len(draws) < 2:
             continue
-        fake_mode = draws[0].meta["val"].fake_mode
-        with graph.inserting_before(draws[0]):
-            merged = graph.call_function(_aten.randint.low, (low, high, [len(draws)]), dict(draws[0].kwargs))
-        with fake_mode:
-            merged.meta.update(draws[0].meta, val=_aten.randint.low(low, high, [len(draws)], **merged.kwargs))
+        merged = _inserted(graph, draws[0], draws[0], _aten.randint.low, (low, high, [len(draws)]), draws[0].kwargs)
         for i, draw in enumerate(draws):
-            with graph.inserting_before(draw):
-                seed = graph.call_function(_aten.slice.Tensor, (merged, 0, i, i + 1))
-            with fake_mode:
-                seed.meta.update(draw.meta, val=_aten.slice.Tensor(merged.meta["val"], 0, i, i + 1))
-            draw.replace_all_uses_with(seed)
+            draw.replace_all_uses_with(_inserted(graph, draw, draw, _aten.slice.Tensor, (merged, 0, i, i + 1)))
             graph.erase_node(draw)
+
+
+def _inserted(graph: Graph, before: Node, like: Node, target, args: tuple, kwargs: dict | None = None) -> Node:
+    """A call of ``target`` inserted before ``before``, with ``like``'s meta and its value computed on fake tensors
+    (what Inductor's later passes read)."""
+    with graph.inserting_before(before):
+        node = graph.call_function(target, args, dict(kwargs or {}))
+    fake_args = [a.meta["val"] if isinstance(a, Node) else a for a in args]
+    with like.meta["val"].fake_mode:
+        node.meta.update(like.meta, val=target(*fake_args, **node.kwargs))
+    return node
