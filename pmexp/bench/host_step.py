@@ -16,7 +16,8 @@ step`` measures throughput:
   A step's phases are timed as issued: forward (until the loss returns), backward (until
   ``backward()`` returns), optimizer (AdamW and zero_grad), with no sync inside, so each is the host's
   time for that phase; then the sync, and the step's wall. ``cpu`` is the process's CPU time over
-  the three phases (all threads: autograd runs CUDA backward on its own thread). Per round the
+  the three phases (all threads: autograd runs CUDA backward on its own thread), ``main_cpu`` the main
+  thread's (so ``cpu - main_cpu`` is the other threads': the backward's, the CUDA driver's). Per round the
   median of each; ratios to standard are per round (time ratios: above 1 is slower), median [min, max].
 - **Counted, no noise**: Python function calls and builtin calls a step (``sys.setprofile``), the
   functions whose counts differ most from standard's, GC collections (per generation, and their
@@ -55,9 +56,9 @@ from pmexp.bench.step import (
 )
 from pmexp.experiment.envinfo import env_info
 
-__all__ = ["PHASES", "phased_step", "python_calls", "run", "main"]
+__all__ = ["PHASES", "phased_step", "build_steps", "python_calls", "run", "main"]
 
-PHASES = ("forward", "backward", "optimizer", "cpu", "wall")
+PHASES = ("forward", "backward", "optimizer", "cpu", "main_cpu", "wall")
 
 
 def phased_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype, device: torch.device,
@@ -71,7 +72,7 @@ def phased_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype, device
 
     def step() -> tuple:
         sync()
-        cpu0, t0 = time.process_time(), time.perf_counter()
+        main0, cpu0, t0 = time.thread_time(), time.process_time(), time.perf_counter()
         with torch.autocast(device.type, dtype=dtype, enabled=autocast):
             loss = forward(**inputs).loss
         t1 = time.perf_counter()
@@ -79,9 +80,9 @@ def phased_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype, device
         t2 = time.perf_counter()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        t3, cpu3 = time.perf_counter(), time.process_time()
+        t3, cpu3, main3 = time.perf_counter(), time.process_time(), time.thread_time()
         sync()
-        return t1 - t0, t2 - t1, t3 - t2, cpu3 - cpu0, time.perf_counter() - t0
+        return t1 - t0, t2 - t1, t3 - t2, cpu3 - cpu0, main3 - main0, time.perf_counter() - t0
 
     return step
 
@@ -180,16 +181,12 @@ def _count_rows(steps: dict[str, Callable[[], tuple]], reference: str, top: int)
     return counted
 
 
-def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rounds: int = 25,
-        per_round: int = 20, padded: bool = False, gc_mode: str = "on", device: str = "cuda",
-        out: Path | None = None, top: int = 12, mode: str = "eager", by_step: bool = True,
-        inductor: dict | None = None) -> list[dict]:
-    """Build, count, then time ``variants`` interleaved (``mode``: eager or compiled; ``inductor``: Inductor
-    options for every variant, over the trainer's); print Markdown and write it (and JSON) under ``out``."""
-    from pmexp.bench.dropout import report
+def build_steps(cell: str, variants, mode: str = "eager", padded: bool = False, device: str = "cuda",
+                inductor: dict | None = None) -> dict[str, Callable[[], tuple]]:
+    """Each variant's :func:`phased_step` on its own model (same weights and batch), warmed up (``mode``: eager or
+    compiled with the trainer's Inductor options for the variant, ``inductor`` over them)."""
     from pmexp.dropout.traced import inductor_options
 
-    reference = reference_variant(variants)
     steps = {}
     torch._dynamo.reset()
     for name in variants:
@@ -198,6 +195,19 @@ def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rou
         steps[name] = phased_step(model, inputs, dtype, torch.device(device), compiled)
         for _ in range(3):  # warm-up: allocator, autotuning, the C++ extension's first launch
             steps[name]()
+    return steps
+
+
+def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), rounds: int = 25,
+        per_round: int = 20, padded: bool = False, gc_mode: str = "on", device: str = "cuda",
+        out: Path | None = None, top: int = 12, mode: str = "eager", by_step: bool = True,
+        inductor: dict | None = None) -> list[dict]:
+    """Build, count, then time ``variants`` interleaved (``mode``: eager or compiled; ``inductor``: Inductor
+    options for every variant, over the trainer's); print Markdown and write it (and JSON) under ``out``."""
+    from pmexp.bench.dropout import report
+
+    reference = reference_variant(variants)
+    steps = build_steps(cell, variants, mode, padded, device, inductor)
     counted = _count_rows(steps, reference, top)
     clock = GcClock()
     gc.callbacks.append(clock)
@@ -239,7 +249,7 @@ def to_markdown(rows: list[dict], settings: dict, env: dict) -> str:
              f"{env['transformers']}, commit {env['pmexp_commit']}); settings {settings}.", "",
              "Medians over rounds of each round's median (ms); ratio = the variant's time / standard's, per round, "
              "median [min, max] (above 1: slower); seq/s ratio = standard's wall / the variant's, per round (the "
-             "throughput target's ratio). cpu: process CPU time of the three phases.", "",
+             "throughput target's ratio). cpu: process CPU time of the three phases; main_cpu: the main thread's.", "",
              "| variant | " + " | ".join(f"{p} ms" for p in PHASES) + " | " + " | ".join(f"{p} ratio" for p in PHASES)
              + " | seq/s ratio |", "|" + "---|" * (2 + 2 * len(PHASES))]
     lines += ["| " + " | ".join([r["variant"], *(f"{r[p + '_ms']:.2f}" for p in PHASES),

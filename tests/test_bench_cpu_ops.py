@@ -1,0 +1,38 @@
+"""The by-event host profile on a tiny CPU model: identical models make identical calls, a variant's own ops show.
+
+    python -m pytest tests/test_bench_cpu_ops.py
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pmexp.bench import cpu_ops, step
+
+
+@pytest.fixture(scope="module")
+def result():
+    tiny = (dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+            torch.float32, 16, 4, "eager")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(step.CELLS, "tiny", tiny)
+        return cpu_ops.run("tiny", ("standard", "packed", "again:standard"), mode="eager", reps=2, steps=2,
+                           device="cpu", top=400)
+
+
+def test_identical_models_call_the_same_events(result):
+    assert all(d["calls"] == 0 for d in result["again:standard"]["most_different"])
+
+
+def test_a_variant_calls_its_own_ops(result):
+    # on the CPU packed runs packed_exact: torch's mask packed into bits (a bitwise shift per dropout)
+    calls = {d["name"]: d["calls"] for d in result["packed"]["most_different"]}
+    assert any("shift" in name and n > 0 for name, n in calls.items()), calls
+
+
+def test_the_main_thread_is_found(result):
+    for row in result.values():
+        assert row["threads"]["main"] > 0
+        # the same events summed in another order: float64 rounding, n * eps of the sum at most
+        assert row["self_cpu_us"] >= row["threads"]["main"] * (1 - 1e-9)
