@@ -36,3 +36,12 @@ def test_the_main_thread_is_found(result):
         assert row["threads"]["main"] > 0
         # the same events summed in another order: float64 rounding, n * eps of the sum at most
         assert row["self_cpu_us"] >= row["threads"]["main"] * (1 - 1e-9)
+
+
+def test_kinds_cover_every_event(result):
+    # the kinds partition the events: their self times add up to the total (two repetitions: a median is a mean,
+    # and means add up; float64 rounding aside)
+    for row in result.values():
+        assert sum(k["us"] for k in row["kinds"].values()) == pytest.approx(row["self_cpu_us"], rel=1e-9)
+    assert cpu_ops.kind_of("triton_per_fused_add_0") == "Triton launches"
+    assert cpu_ops.kind_of("cuLaunchKernel") == "CUDA runtime and driver"

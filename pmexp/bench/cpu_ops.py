@@ -8,7 +8,8 @@ Each variant's step (:func:`pmexp.bench.host_step.build_steps`: own model, same 
 ``torch.profiler`` (CPU and CUDA activity: the CUDA runtime calls are CPU events) for ``--steps`` steps, the
 variants interleaved (A B A B ..., the order rotated each repetition, as ``pmexp.bench step``) over ``--reps``
 repetitions. Per event name: calls and self CPU time a step (median over repetitions); per thread: self CPU time
-a step (the main thread, autograd's backward thread, others). Then the names whose self time differs most from
+a step (the main thread, autograd's backward thread, others); per kind of event (Triton launches, CUDA runtime
+calls, aten ops, ...: kernels are named differently per variant). Then the names whose self time differs most from
 the reference's, with the spread over repetitions of the difference. The profiler's own cost inflates every
 event alike; read differences, not totals. ``again:standard`` gives the A/A floor. Writes ``cpu_ops.json`` /
 ``cpu_ops.md`` under ``--out``.
@@ -28,7 +29,7 @@ from pmexp.bench.host_step import build_steps
 from pmexp.bench.step import CELLS, CONTROL, VARIANTS, reference_variant, rotated
 from pmexp.experiment.envinfo import env_info
 
-__all__ = ["profile_once", "run", "main"]
+__all__ = ["KINDS", "kind_of", "profile_once", "compare", "run", "main"]
 
 _MAIN = "pmexp.cpu_ops.main_thread"  # a profiler range around the steps: its thread is the main one
 
@@ -88,8 +89,40 @@ def compare(profiles: dict[str, list[tuple]], reference: str, top: int) -> dict[
         totals = [sum(us for _, us in o.values()) for o in ops]
         out[name] = {"self_cpu_us": statistics.median(totals),
                      "threads": {t: _median(threads, t) for t in sorted(set().union(*threads))},
-                     "most_different": diffs[:top]}
+                     "kinds": _kinds(ops, ref_ops), "most_different": diffs[:top]}
     return out
+
+
+# Kinds of events, by name: kernels' names differ between variants (and Inductor numbers them with short names), so
+# a variant's launches are compared with standard's as one kind.
+KINDS = (("Triton launches", ("triton_",)), ("CUDA runtime and driver", ("cu",)), ("aten ops", ("aten::",)),
+         ("autograd", ("autograd::", "torch::autograd::")),
+         ("compiled graph ranges", ("## Call CompiledFxGraph", "Torch-Compiled Region", "CompiledFunction")))
+
+
+def kind_of(name: str) -> str:
+    return next((kind for kind, prefixes in KINDS if name.startswith(prefixes)), "other")
+
+
+def _by_kind(sample: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+    kinds: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+    for name, (n, us) in sample.items():
+        kinds[kind_of(name)][0] += n
+        kinds[kind_of(name)][1] += us
+    return kinds
+
+
+def _kinds(ops: list[dict], ref_ops: list[dict]) -> dict[str, dict]:
+    """Per kind: calls and self us a step (medians), us a call, and the paired difference from the reference."""
+    mine, ref = [_by_kind(o) for o in ops], [_by_kind(r) for r in ref_ops]
+    rows = {}
+    for kind in [k for k, _ in KINDS] + ["other"]:
+        calls = statistics.median(m[kind][0] for m in mine)
+        us = statistics.median(m[kind][1] for m in mine)
+        d = [m[kind][1] - r[kind][1] for m, r in zip(mine, ref, strict=True)]
+        rows[kind] = {"calls": calls, "us": us, "us_per_call": us / calls if calls else 0.0,
+                      "diff_us": statistics.median(d), "diff_min": min(d), "diff_max": max(d)}
+    return rows
 
 
 def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), mode: str = "compiled", reps: int = 8,
@@ -107,8 +140,10 @@ def run(cell: str = "minilm_mrpc", variants=("standard", "packed", CONTROL), mod
     result = compare(profiles, reference, top)
     settings = {"cell": cell, "mode": mode, "reps": reps, "steps": steps, "inductor": inductor or {}}
     env = env_info()
-    report([{"settings": settings, "variants": result}], to_markdown(result, reference, settings, env), env, out,
-           "cpu_ops")
+    raw = {name: [{"events": events, "threads": threads} for events, threads in samples]
+           for name, samples in profiles.items()}  # every repetition, for other cuts than these tables
+    report([{"settings": settings, "variants": result, "raw": raw}], to_markdown(result, reference, settings, env),
+           env, out, "cpu_ops")
     return result
 
 
@@ -121,6 +156,12 @@ def to_markdown(result: dict, reference: str, settings: dict, env: dict) -> str:
     for name, r in result.items():
         lines.append(f"| {name} | {r['self_cpu_us']:,.0f} | "
                      + " | ".join(f"{r['threads'].get(t, 0):,.0f}" for t in result[reference]["threads"]) + " |")
+    lines += ["", f"By kind of event: calls, self CPU us and us a call a step; minus {reference}'s, paired by "
+              "repetition: median [min, max].", "", "| variant | kind | calls | us | us a call | minus reference |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {kind} | {k['calls']:g} | {k['us']:,.0f} | {k['us_per_call']:.2f} | {k['diff_us']:+,.0f} "
+              f"[{k['diff_min']:+,.0f}, {k['diff_max']:+,.0f}] |" for name, r in result.items()
+              for kind, k in r["kinds"].items()]
     for name, r in result.items():
         if name == reference:
             continue
