@@ -93,3 +93,21 @@ def test_markdown_adds_the_tempo_column_only_where_a_row_has_it():
 def test_schedule_runs_each_variant_its_steps_in_blocks_or_alternating():
     assert step.schedule(["a", "b"], 3, by_step=False) == ["a", "a", "a", "b", "b", "b"]
     assert step.schedule(["a", "b"], 3, by_step=True) == ["a", "b", "a", "b", "a", "b"]
+
+
+def test_models_compiled_apart_keep_their_own_frames():
+    # Dynamo keeps compiled frames per code object: two models of one class compiled plainly share their forward's
+    # (each call fails the other's guards first); compiled apart, each has its own and the class's forward none
+    import torch
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    torch._dynamo.reset()
+    models = [torch.nn.Linear(4, 4) for _ in range(2)]
+    compiled = [step.compile_apart(m) for m in models]
+    x = torch.randn(2, 4)
+    for model, run in zip(models, compiled, strict=True):
+        torch.testing.assert_close(run(x), model(x))
+    codes = [run._torchdynamo_orig_callable.__code__ for run in compiled]
+    assert codes[0] is not codes[1]
+    assert [len(_debug_get_cache_entry_list(c)) for c in codes] == [1, 1]
+    assert _debug_get_cache_entry_list(torch.nn.Linear.forward.__code__) == []

@@ -48,6 +48,7 @@ from pmexp.bench.step import (
     CONTROL,
     VARIANTS,
     build_cell_model,
+    compile_apart,
     ratio_stats,
     reference_variant,
     rotated,
@@ -66,7 +67,7 @@ def phased_step(model: torch.nn.Module, inputs: dict, dtype: torch.dtype, device
     """A training step that returns its phases' seconds, in :data:`PHASES` order. ``compiled``: the model
     runs under ``torch.compile`` with these Inductor options (the trainer's: ``inductor_options(variant)``)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, foreach=True)
-    forward = model if compiled is None else torch.compile(model, options=compiled or None)
+    forward = model if compiled is None else compile_apart(model, compiled)
     autocast = dtype != torch.float32
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 

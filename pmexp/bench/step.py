@@ -60,7 +60,7 @@ from pmexp.dropout.traced import inductor_options
 from pmexp.experiment.envinfo import env_info
 from pmexp.experiment.models import apply_tempo
 
-__all__ = ["CELLS", "run", "main"]
+__all__ = ["CELLS", "compile_apart", "run", "main"]
 
 VARIANTS = ("standard", "packed", "seeded", "packed_exact")
 TEMPO_VARIANTS = ("tempo:standard", "tempo:packed", "tempo:seeded")
@@ -161,6 +161,25 @@ def build_cell_model(cell: str, name: str, device: str = "cuda", padded: bool = 
     return model, inputs, dtype
 
 
+def compile_apart(model: torch.nn.Module, options: dict | None = None) -> Callable:
+    """``torch.compile(model, options=options)`` with compiled frames of its own, for several models in one process.
+
+    Why: Dynamo keeps compiled frames per code object, and every model of a class shares its ``forward``'s. With
+    the variants' models in one process, a call found its own frame only after failing the guards of the others'
+    (most recently called first): a host cost no one-model training run pays, paid by every variant compiled
+    differently from the model called before it (``again:standard`` shares standard's frames, so the A/A control
+    paid it less: compiled MiniLM's "TorchDynamo Cache Lookup" 290 us a step profiled for packed, 215-234 for the
+    standards; runs/2026-11-30-compiled-host, call 11); and all counted against one recompile limit (8), past
+    which Dynamo runs a model eagerly. Here each model is called from a function with a code object of its own
+    (Dynamo inlines the model into that function's frame, as into its own forward's)."""
+
+    def forward(*args, **kwargs):
+        return model(*args, **kwargs)
+
+    forward.__code__ = forward.__code__.replace()  # a new code object: its own compiled frames and limit
+    return torch.compile(forward, options=options or None)
+
+
 def warm_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     """One training step of ``cell`` with ``variant`` in ``mode``, built and warmed up (compiled, in
     ``compiled`` mode); in ``graphed`` mode capturable but not yet captured (:func:`capture`)."""
@@ -169,8 +188,7 @@ def warm_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, capturable=mode == "graphed",
                                   foreach=True)
     # the trainer's compile: Inductor options the variant needs (seeded: pmexp.dropout.traced.inductor_options)
-    forward = torch.compile(model, options=inductor_options(split_variant(variant)[1]) or None) \
-        if mode == "compiled" else model
+    forward = compile_apart(model, inductor_options(split_variant(variant)[1])) if mode == "compiled" else model
 
     fusion = attention_matmul.unfused if split_variant(variant)[0] == "unfused" else contextlib.nullcontext
 
