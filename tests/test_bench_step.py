@@ -103,7 +103,7 @@ def test_models_compiled_apart_keep_their_own_frames():
 
     torch._dynamo.reset()
     models = [torch.nn.Linear(4, 4) for _ in range(2)]
-    compiled = [step.compile_apart(m) for m in models]
+    compiled = [step.compile_apart(m, backend="eager") for m in models]
     x = torch.randn(2, 4)
     for model, run in zip(models, compiled, strict=True):
         torch.testing.assert_close(run(x), model(x))
@@ -111,3 +111,21 @@ def test_models_compiled_apart_keep_their_own_frames():
     assert codes[0] is not codes[1]
     assert [len(_debug_get_cache_entry_list(c)) for c in codes] == [1, 1]
     assert _debug_get_cache_entry_list(torch.nn.Linear.forward.__code__) == []
+
+
+def test_a_compiled_cell_model_compiles_once():
+    # a BERT classifier's first call sets config.problem_type: unset, a compiled model compiled twice (its first
+    # frame guarded on None); the cell's model sets it as that call would
+    import torch
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    tiny = (dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64),
+            torch.float32, 8, 2, "eager")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(step.CELLS, "tiny", tiny)
+        model, inputs, _ = step.build_cell_model("tiny", "standard", device="cpu")
+    torch._dynamo.reset()
+    run = step.compile_apart(model, backend="eager")  # Dynamo's frames and guards alone: no Inductor compile
+    for _ in range(2):
+        run(**inputs).loss.backward()
+    assert len(_debug_get_cache_entry_list(run._torchdynamo_orig_callable.__code__)) == 1

@@ -23,6 +23,11 @@ step`` measures throughput:
   functions whose counts differ most from standard's, GC collections (per generation, and their
   time) during the timed rounds, and kernels and CPU-side ops a step (``torch.profiler``).
 
+Build order: the variants' models are built (and compiled) in ``--variants``' order, and on a host-bound step the
+order showed: compiled MiniLM packed 0.988 of standard built second, 0.998 built first, with its CPU time a step
+1.012 and 1.000 of standard's (runs/2026-11-30-compiled-host, call 13). Read a ratio within ~1% of 1 against
+the A/A row, or run both orders.
+
 ``--gc``: ``on`` (Python's default), ``off`` (collection disabled in the timed rounds) or ``freeze``
 (``gc.freeze()`` after the models are built, so collections skip them). Writes ``host_step.json`` /
 ``host_step.md`` under ``--out``.

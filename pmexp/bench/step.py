@@ -138,8 +138,11 @@ def build_cell_model(cell: str, name: str, device: str = "cuda", padded: bool = 
     config_kw, dtype, seq, batch, attention = CELLS[cell]
     batch = split_batch(name)[1] or batch
     torch.manual_seed(0)
+    # problem_type set as the first call would set it (2 labels, integer targets): a compiled model's first call
+    # otherwise compiles a frame guarded on problem_type None and changes it, so the second compiles it all again
     config = transformers.BertConfig(vocab_size=30522, max_position_embeddings=max(512, seq),
-                                     attn_implementation=attention, **config_kw)
+                                     attn_implementation=attention, problem_type="single_label_classification",
+                                     **config_kw)
     with torch.device(device):  # initialised on the GPU: seconds instead of a CPU init of 335M parameters
         model = transformers.BertForSequenceClassification(config).train()
     memory, variant = split_variant(name)  # "unfused" (make_step handles it) and "again" are not memory options
@@ -161,8 +164,9 @@ def build_cell_model(cell: str, name: str, device: str = "cuda", padded: bool = 
     return model, inputs, dtype
 
 
-def compile_apart(model: torch.nn.Module, options: dict | None = None) -> Callable:
-    """``torch.compile(model, options=options)`` with compiled frames of its own, for several models in one process.
+def compile_apart(model: torch.nn.Module, options: dict | None = None, backend: str = "inductor") -> Callable:
+    """``torch.compile(model, options=options, backend=backend)`` with compiled frames of its own, for several
+    models in one process.
 
     Why: Dynamo keeps compiled frames per code object, and every model of a class shares its ``forward``'s. With
     the variants' models in one process, a call found its own frame only after failing the guards of the others'
@@ -177,7 +181,7 @@ def compile_apart(model: torch.nn.Module, options: dict | None = None) -> Callab
         return model(*args, **kwargs)
 
     forward.__code__ = forward.__code__.replace()  # a new code object: its own compiled frames and limit
-    return torch.compile(forward, options=options or None)
+    return torch.compile(forward, backend=backend, options=options or None)
 
 
 def warm_step(cell: str, variant: str, mode: str) -> Callable[[], None]:
