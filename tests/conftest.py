@@ -18,7 +18,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import random  # noqa: E402
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,6 +90,18 @@ def nonzero_randn(*shape: int, device: str | None = None, dtype: torch.dtype | N
 
 
 _WORDS = "the a market company said shares rose fell percent year new stock price quarter profit".split()
+
+
+@pytest.fixture(scope="module")
+def tiny_cell() -> Iterator[str]:
+    """A bench cell (``pmexp.bench.step.CELLS``) of a 2-layer, 32-wide BERT, fp32, seq 16, batch 4, eager
+    attention, for the benches' CPU tests, registered for the module's tests: its name."""
+    from pmexp.bench import step
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(step.CELLS, "tiny", (dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                                intermediate_size=64), torch.float32, 16, 4, "eager"))
+        yield "tiny"
 
 
 def write_fake_mrpc(folder: Path, n_train: int = 48, n_eval: int = 24, seed: int = 0) -> Path:

@@ -6,19 +6,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from pmexp.bench import cpu_ops, step
+from pmexp.bench import cpu_ops
 
 
 @pytest.fixture(scope="module")
-def result():
-    tiny = (dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
-            torch.float32, 16, 4, "eager")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(step.CELLS, "tiny", tiny)
-        return cpu_ops.run("tiny", ("standard", "packed", "again:standard"), mode="eager", reps=2, steps=2,
-                           device="cpu", top=400)
+def result(tiny_cell):
+    return cpu_ops.run(tiny_cell, ("standard", "packed", "again:standard"), mode="eager", reps=2, steps=2,
+                       device="cpu", top=400)
 
 
 def test_identical_models_call_the_same_events(result):

@@ -6,19 +6,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from pmexp.bench import host_step, step
+from pmexp.bench import host_step
 
 
 @pytest.fixture(scope="module")
-def rows():
-    tiny = (dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
-            torch.float32, 16, 4, "eager")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(step.CELLS, "tiny", tiny)
-        return {r["variant"]: r for r in host_step.run("tiny", ("standard", "packed", "again:standard"), rounds=2,
-                                                      per_round=2, padded=True, device="cpu")}
+def rows(tiny_cell):
+    return {r["variant"]: r for r in host_step.run(tiny_cell, ("standard", "packed", "again:standard"), rounds=2,
+                                                  per_round=2, padded=True, device="cpu")}
 
 
 def test_identical_models_make_identical_calls(rows):

@@ -113,17 +113,13 @@ def test_models_compiled_apart_keep_their_own_frames():
     assert _debug_get_cache_entry_list(torch.nn.Linear.forward.__code__) == []
 
 
-def test_a_compiled_cell_model_compiles_once():
+def test_a_compiled_cell_model_compiles_once(tiny_cell):
     # a BERT classifier's first call sets config.problem_type: unset, a compiled model compiled twice (its first
     # frame guarded on None); the cell's model sets it as that call would
     import torch
     from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-    tiny = (dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64),
-            torch.float32, 8, 2, "eager")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(step.CELLS, "tiny", tiny)
-        model, inputs, _ = step.build_cell_model("tiny", "standard", device="cpu")
+    model, inputs, _ = step.build_cell_model(tiny_cell, "standard", device="cpu")
     torch._dynamo.reset()
     run = step.compile_apart(model, backend="eager")  # Dynamo's frames and guards alone: no Inductor compile
     for _ in range(2):
