@@ -52,17 +52,11 @@ def profile_once(step, steps: int) -> tuple[dict[str, tuple[float, float]], dict
         names[event.key][0] += event.count
         names[event.key][1] += event.self_cpu_time_total
         threads[event.thread] += event.self_cpu_time_total
-    by_thread = {("main" if tid == main else f"thread {tid}"): us / steps for tid, us in threads.items()}
+    # other threads' ids differ between profiles: labelled by rank of their time (``other 1`` the busiest)
+    others = sorted((us for tid, us in threads.items() if tid != main), reverse=True)
+    by_thread = {"main": threads.get(main, 0.0) / steps,
+                 **{f"other {i + 1}": us / steps for i, us in enumerate(others)}}
     return {k: (n / steps, us / steps) for k, (n, us) in names.items()}, by_thread
-
-
-def _thread_labels(samples: list[dict[str, float]]) -> list[dict[str, float]]:
-    """Other threads' ids differ between profiles: label them by rank of their time (``other 1`` the busiest)."""
-    labelled = []
-    for sample in samples:
-        others = sorted((us for name, us in sample.items() if name != "main"), reverse=True)
-        labelled.append({"main": sample.get("main", 0.0), **{f"other {i + 1}": us for i, us in enumerate(others)}})
-    return labelled
 
 
 def _median(samples: list[dict], key: str, index: int | None = None) -> float:
@@ -74,17 +68,18 @@ def compare(profiles: dict[str, list[tuple]], reference: str, top: int) -> dict[
     """Per variant: medians per name and thread, and the names whose self time differs most from the reference's
     (difference per repetition, paired by repetition: median [min, max])."""
     out = {}
+    ref_ops = [s[0] for s in profiles[reference]]
     for name, samples in profiles.items():
         ops = [s[0] for s in samples]
-        threads = _thread_labels([s[1] for s in samples])
-        ref_ops = [s[0] for s in profiles[reference]]
+        threads = [s[1] for s in samples]
         keys = set().union(*ops, *ref_ops)
         diffs = []
         for key in keys:
             d = [o.get(key, (0, 0))[1] - r.get(key, (0, 0))[1] for o, r in zip(ops, ref_ops, strict=True)]
-            dn = _median(ops, key, 0) - _median(ref_ops, key, 0)
-            diffs.append({"name": key, "us": statistics.median(d), "min": min(d), "max": max(d), "calls": dn,
-                          "variant_us": _median(ops, key, 1), "variant_calls": _median(ops, key, 0)})
+            calls = _median(ops, key, 0)
+            diffs.append({"name": key, "us": statistics.median(d), "min": min(d), "max": max(d),
+                          "calls": calls - _median(ref_ops, key, 0), "variant_us": _median(ops, key, 1),
+                          "variant_calls": calls})
         diffs.sort(key=lambda r: -abs(r["us"]))
         totals = [sum(us for _, us in o.values()) for o in ops]
         out[name] = {"self_cpu_us": statistics.median(totals),
